@@ -1,0 +1,58 @@
+"""Apache Airflow provider that makes sleeping Amazon Aurora clusters safe to use.
+
+The package has an Airflow-free core (:mod:`airflow_aurora_wake.core`), thin Airflow
+adapters (``hooks``, ``operators``, ``sensors``, ``triggers``) and an emulator of
+sleeping clusters (:mod:`airflow_aurora_wake.emulator`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "get_provider_info"]
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe this provider to Airflow's ``ProvidersManager``.
+
+    ``package-name`` must equal the normalised distribution name, or Airflow refuses it.
+    """
+    return {
+        "package-name": "airflow-aurora-wake",
+        "name": "Aurora Wake",
+        "description": "Wake sleeping Amazon Aurora clusters and wait, deferred, for a real connection.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Amazon Aurora Serverless",
+                "external-doc-url": "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2.html",
+                "tags": ["aws"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Amazon Aurora Serverless",
+                "python-modules": ["airflow_aurora_wake.operators.aurora_serverless"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Amazon Aurora Serverless",
+                "python-modules": ["airflow_aurora_wake.sensors.aurora_serverless"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Amazon Aurora Serverless",
+                "python-modules": ["airflow_aurora_wake.triggers.aurora_serverless"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Amazon Aurora Serverless",
+                "python-modules": ["airflow_aurora_wake.hooks.aurora_serverless"],
+            }
+        ],
+    }

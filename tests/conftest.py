@@ -1,0 +1,86 @@
+"""Fixtures shared by every test package: the real database servers on this machine.
+
+Tests that need PostgreSQL or MariaDB take the ``postgres_server`` or ``mariadb_server``
+fixture. When a server cannot be reached the test fails under CI (``CI`` set) and is
+skipped elsewhere with the command that starts it: CI must never hide a missing service.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import pytest
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+@dataclass(frozen=True)
+class DatabaseServer:
+    """Where a real database server listens, and a superuser that can log in without a password."""
+
+    engine: str
+    host: str
+    port: int
+    user: str
+    database: str
+
+    @property
+    def dsn(self) -> str:
+        scheme = "postgresql" if self.engine == "postgresql" else "mysql"
+        return f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+POSTGRES = DatabaseServer(
+    engine="postgresql",
+    host=os.environ.get("AURORA_WAKE_TEST_PG_HOST", "127.0.0.1"),
+    port=int(os.environ.get("AURORA_WAKE_TEST_PG_PORT", "5432")),
+    user=os.environ.get("AURORA_WAKE_TEST_PG_USER", "postgres"),
+    database=os.environ.get("AURORA_WAKE_TEST_PG_DATABASE", "test"),
+)
+MARIADB = DatabaseServer(
+    engine="mysql",
+    host=os.environ.get("AURORA_WAKE_TEST_MYSQL_HOST", "127.0.0.1"),
+    port=int(os.environ.get("AURORA_WAKE_TEST_MYSQL_PORT", "3306")),
+    user=os.environ.get("AURORA_WAKE_TEST_MYSQL_USER", "root"),
+    database=os.environ.get("AURORA_WAKE_TEST_MYSQL_DATABASE", "test"),
+)
+
+_START_HINT = {
+    "postgresql": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "mysql": "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd",
+}
+
+
+def _require(server: DatabaseServer) -> DatabaseServer:
+    try:
+        with socket.create_connection((server.host, server.port), timeout=3):
+            pass
+    except OSError as exc:
+        message = (
+            f"{server.engine} is not reachable at {server.host}:{server.port} ({exc}); "
+            f"start it with: {_START_HINT[server.engine]}"
+        )
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> DatabaseServer:
+    """The real PostgreSQL server (trust authentication for ``postgres``)."""
+    return _require(POSTGRES)
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> DatabaseServer:
+    """The real MariaDB server (``root`` with an empty password)."""
+    return _require(MARIADB)
+
+
+@pytest.fixture(scope="session", params=["postgresql", "mysql"])
+def database_server(request: pytest.FixtureRequest) -> DatabaseServer:
+    """Each real database server in turn, for tests that must pass on both engines."""
+    return _require(POSTGRES if request.param == "postgresql" else MARIADB)

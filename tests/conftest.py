@@ -84,3 +84,45 @@ def mariadb_server() -> DatabaseServer:
 def database_server(request: pytest.FixtureRequest) -> DatabaseServer:
     """Each real database server in turn, for tests that must pass on both engines."""
     return _require(POSTGRES if request.param == "postgresql" else MARIADB)
+
+
+@dataclass(frozen=True)
+class PasswordLogin:
+    """A login that the real server checks by password (created by ``.ci/services``)."""
+
+    user: str
+    password: str
+
+
+PASSWORD_LOGIN = PasswordLogin(user="aurora_wake_pw", password="aurora-wake-test-password")
+
+
+@pytest.fixture(scope="session")
+def password_login() -> PasswordLogin:
+    """The ``aurora_wake_pw`` login with a password, on both PostgreSQL and MariaDB.
+
+    PostgreSQL on this machine trusts 127.0.0.1, so ``.ci/services`` adds a pg_hba rule that
+    makes this one role authenticate with scram-sha-256; wrong-password tests need it.
+    """
+    import psycopg
+
+    _require(POSTGRES)
+    try:
+        with psycopg.connect(
+            host=POSTGRES.host,
+            port=POSTGRES.port,
+            user=PASSWORD_LOGIN.user,
+            password="certainly-not-the-password",
+            dbname=POSTGRES.database,
+            connect_timeout=5,
+        ):
+            pass
+    except psycopg.OperationalError as exc:
+        if "password authentication failed" in str(exc):
+            return PASSWORD_LOGIN
+        message = f"the password login is not set up ({exc}); run .ci/services"
+    else:
+        message = "PostgreSQL accepted a wrong password for aurora_wake_pw; run .ci/services"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)

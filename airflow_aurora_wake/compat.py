@@ -1,0 +1,116 @@
+"""The one module of this provider that knows where Airflow 2.11 and 3.x keep things.
+
+Every other module imports Airflow names from here, so a version check never appears
+anywhere else. The heavy lifting is done by ``apache-airflow-providers-common-compat``
+(``airflow.providers.common.compat.sdk`` resolves each name to ``airflow.sdk`` on Airflow 3
+and to the old locations on 2.11); this module only adds the ``AIRFLOW_V_3_0_PLUS`` flag
+(copied, as the official providers do, rather than imported from another provider) and the
+asynchronous connection look-up used by triggers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow import __version__ as _AIRFLOW_VERSION
+
+# Triggers have not moved to the Task SDK: the same import works on 2.11 and 3.x.
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from packaging.version import Version
+
+
+def _airflow_version_tuple() -> tuple[int, int, int]:
+    version = Version(_AIRFLOW_VERSION)
+    return version.major, version.minor, version.micro
+
+
+AIRFLOW_V_3_0_PLUS: bool = _airflow_version_tuple() >= (3, 0, 0)
+"""``True`` on Airflow 3.0 and later (Task SDK), ``False`` on 2.11."""
+
+if TYPE_CHECKING:
+    from airflow.sdk import (
+        DAG,
+        BaseHook,
+        BaseOperator,
+        BaseSensorOperator,
+        Connection,
+        Context,
+        PokeReturnValue,
+        Variable,
+        task,
+    )
+    from airflow.sdk.configuration import conf
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowNotFoundException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
+else:
+    from airflow.providers.common.compat.sdk import (
+        DAG,
+        AirflowException,
+        AirflowNotFoundException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        BaseHook,
+        BaseOperator,
+        BaseSensorOperator,
+        Connection,
+        Context,
+        PokeReturnValue,
+        TaskDeferred,
+        Variable,
+        conf,
+        task,
+    )
+
+
+async def get_async_connection(conn_id: str) -> Connection:
+    """Look up an Airflow connection without blocking the event loop (triggers, ``asyncio.run``).
+
+    Airflow 3.1+ has ``BaseHook.aget_connection``; before 3.3.2 its secret masking could
+    deadlock, and on 2.11 it does not exist. The common-compat provider picks the safe path
+    for the running version (a worker thread where needed).
+
+    :param conn_id: The Airflow connection id to look up.
+    :raises AirflowNotFoundException: When no connection of that id exists.
+    """
+    from airflow.providers.common.compat.connection import get_async_connection as _get
+
+    return await _get(conn_id)
+
+
+async def get_async_extra_dejson(conn: Connection) -> dict[str, Any]:
+    """Return a connection's extra as a dict without blocking the event loop.
+
+    :param conn: A connection returned by :func:`get_async_connection`.
+    """
+    from airflow.providers.common.compat.connection import get_async_extra_dejson as _get
+
+    return await _get(conn)
+
+
+__all__ = [
+    "AIRFLOW_V_3_0_PLUS",
+    "DAG",
+    "AirflowException",
+    "AirflowNotFoundException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "BaseHook",
+    "BaseOperator",
+    "BaseSensorOperator",
+    "BaseTrigger",
+    "Connection",
+    "Context",
+    "PokeReturnValue",
+    "TaskDeferred",
+    "TriggerEvent",
+    "Variable",
+    "conf",
+    "get_async_connection",
+    "get_async_extra_dejson",
+    "task",
+]

@@ -1,0 +1,99 @@
+"""Parameter checks shared by the operator and the sensor (private).
+
+They complete the core's validators (:mod:`airflow_aurora_wake.core.validation`) with the
+Airflow-side parameters the core does not know (``aws_conn_id``, ``verify``,
+``botocore_config``, ``conn_id``). Every error is the core's :class:`InvalidParameterError`,
+which is not an ``AirflowException``, so ``soft_fail`` never turns it into a skip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_aurora_wake.core.errors import InvalidParameterError
+from airflow_aurora_wake.core.validation import validate_cluster_identifier, validate_region
+
+_TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
+def is_unrendered(value: object) -> bool:
+    """True for a value that templating may still change (Jinja string or a non-plain object).
+
+    Construction-time checks skip these; ``execute`` checks the rendered value.
+
+    :param value: A constructor argument of a templated field.
+    """
+    if isinstance(value, str):
+        return any(marker in value for marker in _TEMPLATE_MARKERS)
+    return value is not None and not isinstance(value, bool | int | float | dict | list | tuple)
+
+
+def validate_conn_id(value: object, parameter: str, *, required: bool, fix: str) -> str | None:
+    """Validate an Airflow connection id: ``None`` (when optional) or a non-empty string.
+
+    :param value: The connection id.
+    :param parameter: The parameter name, for the message.
+    :param required: Whether ``None`` is refused.
+    :param fix: What a valid value is, for the message.
+    """
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise InvalidParameterError(parameter, value, fix)
+    return value
+
+
+def validate_aws_params(
+    aws_conn_id: object, region_name: object, verify: object, botocore_config: object
+) -> None:
+    """Validate the four AWS hook parameters of the Amazon provider's operators.
+
+    :param aws_conn_id: ``None`` or the id of an AWS connection.
+    :param region_name: ``None`` or an AWS region such as ``us-east-1``.
+    :param verify: ``None``, a bool, or the path of a CA bundle.
+    :param botocore_config: ``None`` or a dict of botocore ``Config`` arguments.
+    """
+    validate_conn_id(
+        aws_conn_id,
+        "aws_conn_id",
+        required=False,
+        fix="give the id of an AWS connection, or None for the default boto3 credentials",
+    )
+    validate_region(region_name)
+    if verify is not None and not isinstance(verify, bool) and not (isinstance(verify, str) and verify):
+        raise InvalidParameterError("verify", verify, "must be None, True, False or the path of a CA bundle")
+    if botocore_config is not None and not isinstance(botocore_config, dict):
+        raise InvalidParameterError(
+            "botocore_config", botocore_config, "must be None or a dict of botocore Config arguments"
+        )
+
+
+def resolve_cluster(identifier: object, region_name: object) -> tuple[str, str | None]:
+    """Validate the cluster identifier (or ARN) against the region; return both to use.
+
+    A cluster ARN carries its region: it is used when ``region_name`` is unset, and must agree
+    with it otherwise.
+
+    :param identifier: The DB cluster identifier or ARN.
+    :param region_name: The ``region_name`` parameter.
+    """
+    reference = validate_cluster_identifier(identifier)
+    region = validate_region(region_name)
+    if reference.region_from_arn and region and region != reference.region_from_arn:
+        raise InvalidParameterError(
+            "region_name",
+            region,
+            f"the cluster ARN is in {reference.region_from_arn}: pass region_name="
+            f"{reference.region_from_arn!r} or None",
+        )
+    return reference.identifier, region or reference.region_from_arn
+
+
+def coerce_int(value: Any) -> Any:
+    """Turn a rendered template such as ``"8"`` into ``8``; leave anything else unchanged.
+
+    :param value: A rendered template value.
+    """
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value

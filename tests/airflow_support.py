@@ -1,0 +1,153 @@
+"""Airflow test harness for the adapter tests (hooks, operators, sensors, triggers, example DAGs).
+
+Importing this module, before anything imports ``airflow``, points Airflow at a temporary
+``AIRFLOW_HOME`` for the whole session (SQLite metadata database inside it, unit-test mode, no
+example DAGs, the project's ``example_dags`` as DAGs folder). Each adapter test folder's
+``conftest.py`` imports it first. Connections come from ``AIRFLOW_CONN_<ID>`` environment
+variables in JSON form, set per test with ``monkeypatch``.
+
+It also has the fixtures and helpers the adapter tests share: emulators, connection set-up, the
+trigger round trip through Airflow's own storage of trigger kwargs, and ``airflow db migrate``
+(once per session) for ``dag.test()``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_DAGS_FOLDER = REPO_ROOT / "example_dags"
+
+if "airflow" in sys.modules and not os.environ.get("AURORA_WAKE_TEST_AIRFLOW_HOME"):
+    raise RuntimeError(
+        "airflow was imported before tests/airflow_support.py could configure it; import "
+        "airflow_support first in the adapter tests' conftest.py"
+    )
+
+AIRFLOW_HOME = os.environ.get("AURORA_WAKE_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(
+    prefix="aurora-wake-airflow-home-"
+)
+if not os.environ.get("AURORA_WAKE_TEST_AIRFLOW_HOME"):
+    atexit.register(shutil.rmtree, AIRFLOW_HOME, True)
+AIRFLOW_ENV = {
+    "AURORA_WAKE_TEST_AIRFLOW_HOME": AIRFLOW_HOME,
+    "AIRFLOW_HOME": AIRFLOW_HOME,
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS_FOLDER),
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
+    "AIRFLOW__CORE__FERNET_KEY": "u9QxW3i5eV2cQmHkN2x0mYq0d8cQxQm4vB2WfH8gZ1s=",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+}
+os.environ.update(AIRFLOW_ENV)
+
+import pytest  # noqa: E402
+
+AWS_CONN_ID = "aws_emulator"
+#: The cluster every adapter test uses.
+CLUSTER = "sales"
+ENGINES = {"postgresql": "aurora-postgresql", "mysql": "aurora-mysql"}
+CONN_TYPES = {"postgresql": "postgres", "mysql": "mysql"}
+
+
+def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: Any) -> None:
+    """Define an Airflow connection for this test through an ``AIRFLOW_CONN_<ID>`` variable."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+
+
+def set_aws_connection(monkeypatch: pytest.MonkeyPatch, emu: Any, conn_id: str = AWS_CONN_ID) -> str:
+    """Define an AWS connection that points at the emulator's endpoint; return its id."""
+    set_connection(
+        monkeypatch,
+        conn_id,
+        conn_type="aws",
+        login="testing",
+        password="testing",
+        extra={"endpoint_url": emu.endpoint_url, "region_name": emu.region},
+    )
+    for name, value in emu.aws_env().items():
+        monkeypatch.setenv(name, value)
+    return conn_id
+
+
+def set_database_connection(
+    monkeypatch: pytest.MonkeyPatch,
+    conn_id: str,
+    *,
+    engine: str,
+    user: str,
+    password: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    database: str | None = "test",
+    conn_type: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """Define a ``postgres``/``mysql`` Airflow connection; an empty host means "cluster endpoint"."""
+    fields: dict[str, Any] = {"conn_type": conn_type or CONN_TYPES[engine], "login": user}
+    if password is not None:
+        fields["password"] = password
+    if host is not None:
+        fields["host"] = host
+    if port is not None:
+        fields["port"] = port
+    if database is not None:
+        fields["schema"] = database
+    if extra:
+        fields["extra"] = extra
+    set_connection(monkeypatch, conn_id, **fields)
+    return conn_id
+
+
+def roundtrip_trigger(trigger: Any) -> Any:
+    """Store a trigger's kwargs the way Airflow does and re-create it as a triggerer would.
+
+    Airflow 3.3 serialises the kwargs with ``airflow.sdk.serde`` in the task runner, and the
+    ``Trigger`` row encrypts them (serde + JSON + Fernet); the triggerer decrypts them and calls
+    ``TriggerClass(**kwargs)``. Airflow 2.11 used ``BaseSerialization``: both are exercised.
+    """
+    from airflow.models.trigger import Trigger
+    from airflow.sdk.serde import deserialize as serde_deserialize
+    from airflow.sdk.serde import serialize as serde_serialize
+    from airflow.serialization.serialized_objects import BaseSerialization
+    from airflow.utils.module_loading import import_string
+
+    classpath, kwargs = trigger.serialize()
+    # Task runner -> API server (serde, JSON over the wire), then into the trigger table.
+    wire = json.loads(json.dumps(serde_serialize(kwargs)))
+    stored = Trigger.from_object(trigger)
+    from_row = stored.kwargs
+    assert from_row == serde_deserialize(wire)
+    # Airflow 2.11's storage format.
+    legacy = BaseSerialization.deserialize(json.loads(json.dumps(BaseSerialization.serialize(kwargs))))
+    assert legacy == from_row
+    return import_string(classpath)(**from_row)
+
+
+_DB_MIGRATED = False
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[str]:
+    """Create the metadata database in the session's ``AIRFLOW_HOME`` (``airflow db migrate``)."""
+    global _DB_MIGRATED
+    if not _DB_MIGRATED:
+        airflow_bin = Path(sys.executable).with_name("airflow")
+        subprocess.run(
+            [str(airflow_bin), "db", "migrate"],
+            check=True,
+            env={**os.environ, **AIRFLOW_ENV},
+            capture_output=True,
+            timeout=180,
+        )
+        _DB_MIGRATED = True
+    yield AIRFLOW_HOME

@@ -1,0 +1,411 @@
+"""The database endpoint of one emulated cluster: an asyncio TCP proxy in front of a real server.
+
+While the cluster is paused, an arriving connection starts a resume and is *held*: the client's
+bytes are buffered here, the upstream is not opened yet, and (because MySQL's server speaks
+first) a MySQL client simply waits for its greeting. When the resume completes, the held
+connection is spliced to the upstream. A client whose connect timeout is shorter than the
+resume gives up on its own, which is what Aurora's clients see.
+
+While the cluster is stopping, stopped, starting or deleted, the listening socket is closed
+so connections are refused. A bound, non-listening "placeholder" socket keeps the port
+reserved for the cluster in between (Linux allows a listener with ``SO_REUSEADDR`` next to a
+bound, non-listening socket that also has it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import struct
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from airflow_aurora_wake.emulator.config import Faults, Upstream, parse_dsn
+from airflow_aurora_wake.emulator.model import ClusterModel, Phase
+
+log = logging.getLogger(__name__)
+
+PG_STARTING_UP = ("57P03", "the database system is starting up")
+PG_TOO_MANY = ("53300", "sorry, too many clients already")
+PG_SSL_REQUEST = 80877103
+PG_GSSENC_REQUEST = 80877104
+MYSQL_TOO_MANY = (1040, "08004", "Too many connections")
+
+
+def pg_error_response(sqlstate: str, message: str) -> bytes:
+    """A PostgreSQL ``ErrorResponse`` message with severity FATAL.
+
+    :param sqlstate: the five-character SQLSTATE.
+    :param message: the primary message.
+    """
+    fields = b"".join(
+        code + value.encode() + b"\x00"
+        for code, value in ((b"S", "FATAL"), (b"V", "FATAL"), (b"C", sqlstate), (b"M", message))
+    )
+    body = fields + b"\x00"
+    return b"E" + struct.pack("!I", len(body) + 4) + body
+
+
+def mysql_err_packet(code: int, sqlstate: str, message: str, sequence: int = 0) -> bytes:
+    """A MySQL ``ERR`` packet (with the SQL state marker).
+
+    :param code: the MySQL error number.
+    :param sqlstate: the five-character SQL state.
+    :param message: the message.
+    :param sequence: the packet sequence id (0 when sent instead of the greeting).
+    """
+    payload = b"\xff" + struct.pack("<H", code) + b"#" + sqlstate.encode() + message.encode()
+    return struct.pack("<I", len(payload))[:3] + bytes([sequence]) + payload
+
+
+class _Pipe(asyncio.Protocol):
+    """One side of a spliced connection: forwards what it reads to its peer transport."""
+
+    def __init__(self, on_lost: Callable[[_Pipe], None]) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: asyncio.Transport | None = None
+        self.buffer: list[bytes] = []
+        self.eof = False
+        loop = asyncio.get_running_loop()
+        self.made: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.arrived = asyncio.Event()
+        self._on_lost = on_lost
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if not self.made.done():
+            self.made.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is not None:
+            self.peer.write(data)
+        else:
+            self.buffer.append(data)
+            self.arrived.set()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self.arrived.set()
+        if self.peer is not None and self.peer.can_write_eof():
+            self.peer.write_eof()
+            return True
+        # Not spliced yet: a client that half-closes while held has given up.
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+        self.arrived.set()
+        if self.peer is not None and not self.peer.is_closing():
+            self.peer.close()
+        self._on_lost(self)
+
+    # Back-pressure: when our transport's write buffer is full, stop reading the peer.
+    def pause_writing(self) -> None:
+        if self.peer is not None:
+            self.peer.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and not self.peer.is_closing():
+            self.peer.resume_reading()
+
+    def splice(self, peer: asyncio.Transport) -> None:
+        """Start forwarding to ``peer``, flushing what was buffered while held.
+
+        :param peer: the other side's transport.
+        """
+        self.peer = peer
+        if self.buffer:
+            peer.write(b"".join(self.buffer))
+            self.buffer.clear()
+        if self.eof and peer.can_write_eof():
+            peer.write_eof()
+
+
+class ClusterProxy:
+    """The listening endpoint of one cluster; lives on the emulator's event loop.
+
+    :param model: the cluster's model.
+    :param faults: returns the emulator's active faults.
+    """
+
+    def __init__(self, model: ClusterModel, faults: Callable[[], Faults]) -> None:
+        self.model = model
+        self._faults = faults
+        self.upstream: Upstream = parse_dsn(model.spec.upstream_dsn)
+        self._placeholder: socket.socket | None = None
+        self._server: asyncio.Server | None = None
+        self._clients: set[_Pipe] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._changed: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    @staticmethod
+    def reserve_port(host: str, port: int | None) -> socket.socket:
+        """Bind (without listening) the socket that keeps the cluster's port reserved.
+
+        :param host: the address to bind.
+        :param port: the port, or ``None``/0 for an ephemeral one.
+        """
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port or 0))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def attach_placeholder(self, sock: socket.socket) -> None:
+        """Take ownership of the reserved socket.
+
+        :param sock: from :meth:`reserve_port`.
+        """
+        self._placeholder = sock
+
+    async def reconcile(self) -> None:
+        """Make the listener, held connections and timer match the model's state now."""
+        if self._closed:
+            return
+        phase = self.model.advance()
+        if phase in (Phase.AVAILABLE, Phase.PAUSED, Phase.RESUMING, Phase.SCALING):
+            await self._listen()
+        else:
+            self._unlisten()
+            # Stopping/stopped/deleted clusters drop every connection, held or spliced.
+            for client in list(self._clients):
+                if client.transport is not None:
+                    client.transport.abort()
+        if phase is Phase.PAUSED:
+            # A pause (admin or automatic) ends the sessions that were still open.
+            for client in list(self._clients):
+                if client.peer is not None and client.transport is not None:
+                    client.transport.abort()
+        if phase is Phase.DELETED and self._placeholder is not None:
+            self._placeholder.close()
+            self._placeholder = None
+        # Wake every held connection so it re-checks the state.
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+        self._changed = None
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        due = self.model.next_transition_at()
+        if due is None:
+            return
+        loop = asyncio.get_running_loop()
+        # Wall-clock deadline, loop timer: never fire before ``due`` (re-checked in reconcile).
+        delay = max(0.0, due - time.time()) + 0.001
+        self._timer = loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._spawn(self.reconcile())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _listen(self) -> None:
+        if self._server is not None:
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.model.host, self.model.port))
+        except OSError:
+            sock.close()
+            log.exception(
+                "cluster %s: cannot listen on port %s again", self.model.identifier, self.model.port
+            )
+            return
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._accept, sock=sock, backlog=128)
+
+    def _accept(self) -> _Pipe:
+        pipe = _Pipe(self._client_lost)
+        self._clients.add(pipe)
+        self._spawn(self._handle(pipe))
+        return pipe
+
+    def _unlisten(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def _client_lost(self, pipe: _Pipe) -> None:
+        if pipe in self._clients:
+            self._clients.discard(pipe)
+
+    async def _wait_change(self, pipe: _Pipe) -> None:
+        if self._changed is None or self._changed.done():
+            self._changed = asyncio.get_running_loop().create_future()
+        await asyncio.wait({self._changed, pipe.closed}, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _handle(self, client: _Pipe) -> None:
+        await client.made
+        model = self.model
+        model.record_attempt()
+        if model.advance() is Phase.PAUSED:
+            model.request_resume("connection")
+        while True:
+            if client.closed.done():
+                with model.lock:
+                    model.connections_abandoned += 1
+                return
+            phase = model.advance()
+            if phase in (Phase.AVAILABLE, Phase.SCALING):
+                break
+            if phase is Phase.PAUSED:
+                # Paused again while we waited (admin): this attempt wakes it again.
+                model.request_resume("connection")
+                continue
+            if phase is Phase.RESUMING:
+                if self._faults().reset_during_resume:
+                    self._reset(client)
+                    with model.lock:
+                        model.connections_reset += 1
+                    return
+                await self._wait_change(client)
+                continue
+            # Stopping, stopped, starting, deleted: refuse what was accepted in the race.
+            self._reset(client)
+            return
+        faults = self._faults()
+        if model.in_fault_window(faults):
+            with model.lock:
+                model.connections_failed_by_fault += 1
+            await self._send_fault(client, faults.after_resume_error or "")
+            return
+        await self._splice(client)
+
+    async def _splice(self, client: _Pipe) -> None:
+        model = self.model
+        loop = asyncio.get_running_loop()
+        upstream_pipe: _Pipe | None = None
+
+        def lost(_: _Pipe) -> None:
+            pass
+
+        try:
+            transport, upstream_pipe = await loop.create_connection(
+                lambda: _Pipe(lost), self.upstream.host, self.upstream.port
+            )
+        except OSError as exc:
+            log.warning(
+                "cluster %s: upstream %s:%s unreachable: %s",
+                model.identifier,
+                self.upstream.host,
+                self.upstream.port,
+                exc,
+            )
+            self._reset(client)
+            return
+        if client.closed.done() or client.transport is None:
+            transport.close()
+            with model.lock:
+                model.connections_abandoned += 1
+            return
+        # Both directions: upstream bytes go to the client, buffered client bytes go upstream.
+        upstream_pipe.splice(client.transport)
+        client.splice(transport)
+        model.connection_opened()
+        try:
+            await client.closed
+        finally:
+            if not transport.is_closing():
+                transport.close()
+            model.connection_closed()
+
+    async def _send_fault(self, client: _Pipe, kind: str) -> None:
+        transport = client.transport
+        if transport is None:
+            return
+        if self.upstream.engine == "postgresql":
+            sqlstate, message = PG_STARTING_UP if kind == "starting-up" else PG_TOO_MANY
+            # Speak just enough protocol: decline SSL/GSS, read the startup packet, answer FATAL.
+            packet = await self._read_pg_packet(client)
+            while (
+                packet is not None
+                and len(packet) >= 8
+                and struct.unpack("!I", packet[4:8])[0]
+                in (
+                    PG_SSL_REQUEST,
+                    PG_GSSENC_REQUEST,
+                )
+            ):
+                transport.write(b"N")
+                packet = await self._read_pg_packet(client)
+            if packet is not None:
+                transport.write(pg_error_response(sqlstate, message))
+            transport.close()
+            return
+        if kind == "too-many-connections":
+            code, state, message = MYSQL_TOO_MANY
+            transport.write(mysql_err_packet(code, state, message))
+            transport.close()
+            return
+        # MySQL has no "starting up" error before the greeting: the server drops the
+        # connection, which clients report as "Lost connection" (2013).
+        transport.close()
+
+    async def _read_pg_packet(self, client: _Pipe, timeout: float = 10.0) -> bytes | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            data = b"".join(client.buffer)
+            if len(data) >= 4:
+                length = struct.unpack("!I", data[:4])[0]
+                if len(data) >= length:
+                    client.buffer[:] = [data[length:]] if len(data) > length else []
+                    return data[:length]
+            remaining = deadline - time.monotonic()
+            if client.closed.done() or client.eof or remaining <= 0:
+                return None
+            client.arrived.clear()
+            try:
+                await asyncio.wait_for(client.arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                return None
+
+    @staticmethod
+    def _reset(client: _Pipe) -> None:
+        transport = client.transport
+        if transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # SO_LINGER 0: close() sends RST, so the client sees "connection reset".
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+
+    async def aclose(self) -> None:
+        """Close the listener, every connection and the placeholder socket."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._unlisten()
+        for client in list(self._clients):
+            if client.transport is not None:
+                client.transport.abort()
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._placeholder is not None:
+            self._placeholder.close()
+            self._placeholder = None

@@ -11,7 +11,20 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "get_provider_info"]
+__all__ = ["__version__", "get_provider_info", "wake_and_wait", "wake_and_wait_sync"]
+
+# The plain-Python API is loaded on first use so that importing the package (which Airflow's
+# ProvidersManager does for get_provider_info) stays light.
+_LAZY_CORE_NAMES = frozenset({"wake_and_wait", "wake_and_wait_sync"})
+
+
+def __getattr__(name: str) -> Any:
+    """Load ``wake_and_wait`` / ``wake_and_wait_sync`` from :mod:`airflow_aurora_wake.core` lazily."""
+    if name in _LAZY_CORE_NAMES:
+        from airflow_aurora_wake.core import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_provider_info() -> dict[str, Any]:

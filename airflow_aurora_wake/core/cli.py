@@ -1,0 +1,159 @@
+"""``airflow-aurora-wake wait CLUSTER ...``: wake a cluster and wait for a real connection.
+
+Progress goes to stderr, one JSON result line to stdout. Exit status: 0 ready, 1 timeout,
+2 misconfiguration (or any error waiting cannot fix). The password never comes from a flag
+value (it would show in ``ps`` and shell history): it comes from ``--password-env VAR``, or
+``PGPASSWORD`` / ``MYSQL_PWD``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+from airflow_aurora_wake.core.errors import AuroraWakeError, InvalidParameterError, ReadyTimeoutError
+from airflow_aurora_wake.core.validation import parse_dsn
+
+__all__ = ["EXIT_MISCONFIGURED", "EXIT_READY", "EXIT_TIMEOUT", "add_wait_parser", "run_wait"]
+
+EXIT_READY = 0
+EXIT_TIMEOUT = 1
+EXIT_MISCONFIGURED = 2
+
+_PASSWORD_ENV = {"postgresql": "PGPASSWORD", "mysql": "MYSQL_PWD"}
+
+
+def add_wait_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``wait`` sub-command.
+
+    :param subparsers: the object returned by ``ArgumentParser.add_subparsers()``.
+    :returns: the sub-command's parser.
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "wait",
+        help="wake an Aurora cluster and wait until a real database connection succeeds",
+        description=(
+            "Wake an Aurora cluster (v2 auto-pause, v1, stopped) and wait until SELECT 1 runs. "
+            "Prints progress to stderr and one JSON line to stdout. Exit 0 ready, 1 timeout, "
+            "2 misconfiguration."
+        ),
+    )
+    parser.add_argument("cluster", help="DB cluster identifier or ARN")
+    parser.add_argument("--region", default=None, help="AWS region (default: the environment's)")
+    parser.add_argument("--endpoint-url", default=None, help="RDS endpoint URL (emulator, VPC endpoint)")
+    parser.add_argument(
+        "--dsn",
+        default=None,
+        help="postgresql://USER@HOST:PORT/DB or mysql://USER@HOST:PORT/DB; leave out HOST:PORT to use "
+        "the cluster's writer endpoint. No password here.",
+    )
+    parser.add_argument(
+        "--password-env",
+        default=None,
+        metavar="VAR",
+        help="environment variable holding the password (default: PGPASSWORD or MYSQL_PWD)",
+    )
+    parser.add_argument("--probe", choices=["connection", "data-api"], default="connection")
+    parser.add_argument("--data-api-secret-arn", default=None, help="secret ARN for --probe data-api")
+    parser.add_argument("--database", default=None, help="database for --probe data-api")
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds for wake and wait (default 600)"
+    )
+    parser.add_argument(
+        "--connect-timeout", type=float, default=30.0, help="seconds per attempt (default 30)"
+    )
+    parser.add_argument("--describe-interval", type=float, default=10.0, help=argparse.SUPPRESS)
+    parser.add_argument("--no-wake", action="store_true", help="only wait; send no wake request")
+    parser.add_argument("--no-start", action="store_true", help="fail instead of starting a stopped cluster")
+    parser.add_argument("--iam", action="store_true", help="use IAM database authentication tokens")
+    parser.add_argument(
+        "--ssl",
+        default=None,
+        choices=["disable", "prefer", "require", "verify-ca", "verify-full"],
+        help="TLS mode for the database connection",
+    )
+    parser.set_defaults(handler=run_wait)
+    return parser
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    print(json.dumps(payload, sort_keys=True), flush=True)
+
+
+def _progress(message: str) -> None:
+    print(f"airflow-aurora-wake: {message}", file=sys.stderr, flush=True)
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    if args.password_env:
+        if args.password_env not in os.environ:
+            raise InvalidParameterError(
+                "--password-env", args.password_env, "that environment variable is not set"
+            )
+        return os.environ[args.password_env]
+    if args.dsn is None:
+        return None
+    engine = parse_dsn(args.dsn).engine
+    return os.environ.get(_PASSWORD_ENV[engine]) or None
+
+
+def run_wait(args: argparse.Namespace) -> int:
+    """Run the ``wait`` sub-command.
+
+    :param args: the parsed arguments.
+    :returns: the exit status (0 ready, 1 timeout, 2 misconfiguration).
+    """
+    from airflow_aurora_wake.core.api import wake_and_wait
+
+    try:
+        if args.dsn is not None and parse_dsn(args.dsn).password is not None:
+            raise InvalidParameterError(
+                "--dsn",
+                parse_dsn(args.dsn),
+                "do not put the password in --dsn (it shows in ps and shell history): "
+                "use --password-env VAR, PGPASSWORD or MYSQL_PWD",
+            )
+        password = None if args.iam else _password(args)
+        report = asyncio.run(
+            wake_and_wait(
+                args.cluster,
+                region_name=args.region,
+                endpoint_url=args.endpoint_url,
+                dsn=args.dsn,
+                password=password,
+                database=args.database if args.dsn is None else None,
+                iam=args.iam,
+                ssl=args.ssl,
+                probe=args.probe,
+                data_api_secret_arn=args.data_api_secret_arn,
+                timeout=args.timeout,
+                connect_timeout=args.connect_timeout,
+                describe_interval=args.describe_interval,
+                wake=not args.no_wake,
+                start_if_stopped=not args.no_start,
+                log=_progress,
+            )
+        )
+    except ReadyTimeoutError as exc:
+        _progress(str(exc))
+        _emit(
+            {"ready": False, "db_cluster_identifier": args.cluster, "error": "timeout", "message": str(exc)}
+        )
+        return EXIT_TIMEOUT
+    except AuroraWakeError as exc:
+        _progress(str(exc))
+        _emit(
+            {
+                "ready": False,
+                "db_cluster_identifier": args.cluster,
+                "error": type(exc).__name__,
+                "message": str(exc),
+            }
+        )
+        return EXIT_MISCONFIGURED
+    _emit({"ready": True, "db_cluster_identifier": report.db_cluster_identifier, **report.as_xcom()})
+    return EXIT_READY

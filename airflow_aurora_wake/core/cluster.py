@@ -1,0 +1,308 @@
+"""Read one ``DescribeDBClusters`` item into a :class:`ClusterSnapshot`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Literal
+
+from airflow_aurora_wake.core.errors import ClusterDescriptionError
+
+__all__ = [
+    "ClusterKind",
+    "ClusterSnapshot",
+    "StatusCategory",
+    "classify_cluster",
+    "engine_family",
+    "status_category",
+]
+
+
+class ClusterKind(str, Enum):
+    """The three kinds of cluster a user may point the product at; values are user-visible."""
+
+    SERVERLESS_V1 = "serverless-v1"
+    SERVERLESS_V2 = "serverless-v2"
+    PROVISIONED = "provisioned"
+
+
+class StatusCategory(str, Enum):
+    """What a cluster status means for a waiter."""
+
+    AVAILABLE = "available"  # the DB accepts connections (or will, once a paused instance resumes)
+    WAKING = "waking"  # on its way to available: wait
+    STOPPED = "stopped"  # only StartDBCluster helps
+    FAILED = "failed"  # waiting cannot succeed
+
+
+_AVAILABLE_STATUSES = frozenset(
+    {
+        "available",
+        "backing-up",
+        "backtracking",
+        "modifying",
+        "upgrading",
+        "maintenance",
+        "renaming",
+        "resetting-master-credentials",
+        "scaling-capacity",
+        "storage-optimization",
+        "update-iam-db-auth",
+        "failing-over",
+        "migrating",
+        "promoting",
+        "configuring-iam-database-auth",
+        "configuring-activity-stream",
+        "configuring-enhanced-monitoring",
+        "configuring-log-exports",
+    }
+)
+_WAKING_STATUSES = frozenset({"starting", "creating", "rebooting", "resuming"})
+
+
+def status_category(status: str) -> StatusCategory:
+    """Map an RDS cluster status to its category; unknown statuses count as FAILED.
+
+    :param status: the ``Status`` field (case-insensitive).
+    """
+    normalized = status.strip().lower()
+    if normalized in _AVAILABLE_STATUSES:
+        return StatusCategory.AVAILABLE
+    if normalized in _WAKING_STATUSES:
+        return StatusCategory.WAKING
+    if normalized == "stopped":
+        return StatusCategory.STOPPED
+    return StatusCategory.FAILED
+
+
+def engine_family(engine: str) -> Literal["postgresql", "mysql"] | None:
+    """Return the wire protocol of an RDS engine name, or ``None`` for engines the core cannot probe.
+
+    :param engine: ``aurora-postgresql``, ``aurora-mysql``, ``aurora`` (MySQL 5.6), ``postgres``,
+        ``mysql``, ...
+    """
+    normalized = engine.strip().lower()
+    if normalized in ("aurora-postgresql", "postgres", "postgresql"):
+        return "postgresql"
+    if normalized in ("aurora-mysql", "aurora", "mysql", "mariadb"):
+        return "mysql"
+    return None
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    """What one ``DescribeDBClusters`` answer says about a cluster.
+
+    :param identifier: ``DBClusterIdentifier``.
+    :param arn: ``DBClusterArn``, if given.
+    :param kind: serverless v1, serverless v2 or provisioned.
+    :param engine: ``Engine``, for example ``aurora-postgresql``.
+    :param status: ``Status`` in lower case.
+    :param capacity: v1 ``Capacity`` (0 while paused); ``None`` otherwise.
+    :param min_capacity: minimum capacity of the scaling configuration, if any.
+    :param max_capacity: maximum capacity of the scaling configuration, if any.
+    :param auto_pause: v1 ``ScalingConfigurationInfo.AutoPause``, or v2 ``MinCapacity == 0``.
+    :param seconds_until_auto_pause: seconds of idleness before a pause, if shown.
+    :param endpoint: the writer endpoint host name.
+    :param reader_endpoint: the reader endpoint host name.
+    :param port: the cluster port.
+    :param http_endpoint_enabled: whether the Data API is enabled.
+    :param iam_auth_enabled: whether IAM database authentication is enabled.
+    """
+
+    identifier: str
+    arn: str | None
+    kind: ClusterKind
+    engine: str
+    status: str
+    capacity: float | None
+    min_capacity: float | None
+    max_capacity: float | None
+    auto_pause: bool
+    seconds_until_auto_pause: int | None
+    endpoint: str | None
+    reader_endpoint: str | None
+    port: int | None
+    http_endpoint_enabled: bool
+    iam_auth_enabled: bool
+
+    @property
+    def category(self) -> StatusCategory:
+        """The status's meaning for a waiter."""
+        return status_category(self.status)
+
+    @property
+    def may_be_paused(self) -> bool:
+        """True for a v1 cluster at capacity 0, or a v2 cluster with ``MinCapacity`` 0.
+
+        RDS cannot tell whether a v2 cluster is paused: its status stays ``available``.
+        """
+        if self.kind is ClusterKind.SERVERLESS_V1:
+            return self.capacity == 0
+        return self.kind is ClusterKind.SERVERLESS_V2 and self.auto_pause
+
+    @property
+    def engine_family(self) -> Literal["postgresql", "mysql"] | None:
+        """``postgresql`` or ``mysql`` (the wire protocol), ``None`` for other engines."""
+        return engine_family(self.engine)
+
+    @property
+    def shows_ready(self) -> bool:
+        """True when RDS shows the cluster available (and, for v1, with capacity > 0).
+
+        This is necessary, not sufficient: a paused v2 cluster shows ready too.
+        """
+        if self.category is not StatusCategory.AVAILABLE:
+            return False
+        if self.kind is ClusterKind.SERVERLESS_V1:
+            return self.capacity is not None and self.capacity > 0
+        return True
+
+
+def _fail(identifier: object, field_name: str, problem: str) -> ClusterDescriptionError:
+    return ClusterDescriptionError(
+        f"DescribeDBClusters returned an unreadable description for DB cluster {identifier!r}: "
+        f"{field_name} {problem}; check that the endpoint_url points at the RDS API"
+    )
+
+
+def _string(item: Mapping[Any, Any], key: str, identifier: object, *, required: bool) -> str | None:
+    value = item.get(key)
+    if value is None:
+        if required:
+            raise _fail(identifier, key, "is missing")
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise _fail(identifier, key, f"must be a non-empty string, not {type(value).__name__}")
+    return value
+
+
+def _number(mapping: Mapping[Any, Any], key: str, identifier: object, path: str) -> float | None:
+    value = mapping.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(identifier, path, f"must be a number, not {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise _fail(identifier, path, f"must be a finite number >= 0, not {value!r}")
+    return number
+
+
+def _integer(mapping: Mapping[Any, Any], key: str, identifier: object, path: str) -> int | None:
+    number = _number(mapping, key, identifier, path)
+    if number is None:
+        return None
+    if number != int(number) or number > 2**31:
+        raise _fail(identifier, path, f"must be a whole number, not {mapping.get(key)!r}")
+    return int(number)
+
+
+def _flag(item: Mapping[Any, Any], key: str, identifier: object, path: str) -> bool:
+    value = item.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _fail(identifier, path, f"must be true or false, not {type(value).__name__}")
+    return value
+
+
+def _section(item: Mapping[Any, Any], key: str, identifier: object) -> Mapping[Any, Any] | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise _fail(identifier, key, f"must be an object, not {type(value).__name__}")
+    return value
+
+
+def classify_cluster(description: Mapping[str, Any]) -> ClusterSnapshot:
+    """Read one ``DBClusters[]`` item of a ``DescribeDBClusters`` answer.
+
+    :param description: the item, as botocore returns it.
+    :returns: the snapshot.
+    :raises ClusterDescriptionError: on a malformed shape (never ``KeyError``/``TypeError``).
+    """
+    if not isinstance(description, Mapping):
+        raise ClusterDescriptionError(
+            f"DescribeDBClusters returned a cluster description of type {type(description).__name__}, "
+            "not an object; check that the endpoint_url points at the RDS API"
+        )
+    raw_identifier = description.get("DBClusterIdentifier")
+    identifier = _string(description, "DBClusterIdentifier", raw_identifier, required=True)
+    assert identifier is not None  # required=True
+    engine = _string(description, "Engine", identifier, required=True)
+    status = _string(description, "Status", identifier, required=True)
+    assert engine is not None and status is not None
+    engine_mode = _string(description, "EngineMode", identifier, required=False) or "provisioned"
+    v1_scaling = _section(description, "ScalingConfigurationInfo", identifier)
+    v2_scaling = _section(description, "ServerlessV2ScalingConfiguration", identifier)
+    capacity = _number(description, "Capacity", identifier, "Capacity")
+
+    min_capacity: float | None = None
+    max_capacity: float | None = None
+    seconds_until_auto_pause: int | None = None
+    if engine_mode.lower() == "serverless":
+        kind = ClusterKind.SERVERLESS_V1
+        auto_pause = False
+        if v1_scaling is not None:
+            min_capacity = _number(
+                v1_scaling, "MinCapacity", identifier, "ScalingConfigurationInfo.MinCapacity"
+            )
+            max_capacity = _number(
+                v1_scaling, "MaxCapacity", identifier, "ScalingConfigurationInfo.MaxCapacity"
+            )
+            auto_pause = _flag(v1_scaling, "AutoPause", identifier, "ScalingConfigurationInfo.AutoPause")
+            seconds_until_auto_pause = _integer(
+                v1_scaling,
+                "SecondsUntilAutoPause",
+                identifier,
+                "ScalingConfigurationInfo.SecondsUntilAutoPause",
+            )
+    elif v2_scaling is not None:
+        kind = ClusterKind.SERVERLESS_V2
+        min_capacity = _number(
+            v2_scaling, "MinCapacity", identifier, "ServerlessV2ScalingConfiguration.MinCapacity"
+        )
+        max_capacity = _number(
+            v2_scaling, "MaxCapacity", identifier, "ServerlessV2ScalingConfiguration.MaxCapacity"
+        )
+        seconds_until_auto_pause = _integer(
+            v2_scaling,
+            "SecondsUntilAutoPause",
+            identifier,
+            "ServerlessV2ScalingConfiguration.SecondsUntilAutoPause",
+        )
+        auto_pause = min_capacity == 0
+        capacity = None  # Capacity is a v1 field; ignore it if a proxy echoes one for v2
+    else:
+        kind = ClusterKind.PROVISIONED
+        auto_pause = False
+        capacity = None
+    if min_capacity is not None and max_capacity is not None and min_capacity > max_capacity:
+        raise _fail(identifier, "MinCapacity", f"({min_capacity:g}) exceeds MaxCapacity ({max_capacity:g})")
+
+    port = _integer(description, "Port", identifier, "Port")
+    if port is not None and not 0 < port < 65536:
+        raise _fail(identifier, "Port", f"must be 1..65535, not {port}")
+    return ClusterSnapshot(
+        identifier=identifier,
+        arn=_string(description, "DBClusterArn", identifier, required=False),
+        kind=kind,
+        engine=engine,
+        status=status.strip().lower(),
+        capacity=capacity,
+        min_capacity=min_capacity,
+        max_capacity=max_capacity,
+        auto_pause=auto_pause,
+        seconds_until_auto_pause=seconds_until_auto_pause,
+        endpoint=_string(description, "Endpoint", identifier, required=False),
+        reader_endpoint=_string(description, "ReaderEndpoint", identifier, required=False),
+        port=port,
+        http_endpoint_enabled=_flag(description, "HttpEndpointEnabled", identifier, "HttpEndpointEnabled"),
+        iam_auth_enabled=_flag(
+            description, "IAMDatabaseAuthenticationEnabled", identifier, "IAMDatabaseAuthenticationEnabled"
+        ),
+    )

@@ -1,0 +1,647 @@
+"""Exceptions of the core and :func:`classify_error`, which decides retry or fail.
+
+Every message says what to fix and never contains a password, token or DSN with a password.
+:class:`AuroraWakeError` is deliberately not an ``AirflowException`` so that a sensor's
+``soft_fail`` never turns a misconfiguration into a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import ssl
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "AuroraWakeError",
+    "AwsApiError",
+    "AwsCredentialsError",
+    "AwsPermissionError",
+    "ClusterDeletedError",
+    "ClusterDescriptionError",
+    "ClusterNotFoundError",
+    "ClusterStateError",
+    "DataApiNotEnabledError",
+    "DatabaseAuthenticationError",
+    "DatabaseConfigurationError",
+    "DatabaseProbeError",
+    "ErrorVerdict",
+    "InvalidParameterError",
+    "ReadyTimeoutError",
+    "TransientError",
+    "WaitDiagnosis",
+    "aws_error_code",
+    "classify_error",
+    "redact",
+    "safe_error_text",
+]
+
+
+class AuroraWakeError(Exception):
+    """Base of every error the core raises on purpose; the message says what to fix."""
+
+
+class InvalidParameterError(AuroraWakeError, ValueError):
+    """A parameter has a value the core cannot use.
+
+    :param parameter: the parameter's name as the caller spelled it.
+    :param value: the rejected value (shown with ``repr``; pass a redacted value for secrets).
+    :param fix: what a valid value looks like.
+    """
+
+    def __init__(self, parameter: str, value: object, fix: str) -> None:
+        self.parameter = parameter
+        self.value = value
+        self.fix = fix
+        shown = repr(value)
+        if len(shown) > 200:
+            shown = shown[:200] + "..."
+        super().__init__(f"invalid {parameter}={shown}: {fix}")
+
+
+class ClusterDescriptionError(AuroraWakeError):
+    """``DescribeDBClusters`` returned a shape the core cannot read."""
+
+
+class ClusterNotFoundError(AuroraWakeError):
+    """The cluster does not exist in the region asked.
+
+    :param identifier: the cluster identifier that was asked for.
+    :param region: the region that was asked (``None`` when the default region was used).
+    """
+
+    def __init__(self, identifier: str, region: str | None) -> None:
+        self.identifier = identifier
+        self.region = region
+        where = region or "the default region of the AWS credentials"
+        super().__init__(
+            f"DB cluster {identifier!r} was not found in {where}: check the cluster identifier "
+            "and the region (region_name) of the AWS connection"
+        )
+
+
+class AwsCredentialsError(AuroraWakeError):
+    """AWS rejected or could not find the credentials."""
+
+
+class AwsPermissionError(AuroraWakeError):
+    """The IAM policy of the caller lacks an action.
+
+    :param action: the IAM action that was denied, for example ``rds:DescribeDBClusters``.
+    :param detail: AWS's own message, if any (never contains secrets).
+    """
+
+    def __init__(self, action: str, detail: str | None = None) -> None:
+        self.action = action
+        message = f"AWS denied {action}: grant {action} to the role or user of the AWS connection"
+        if detail:
+            message += f" (AWS said: {detail})"
+        super().__init__(message)
+
+
+class AwsApiError(AuroraWakeError):
+    """An AWS error the core does not expect and cannot wait out."""
+
+
+class TransientError(AuroraWakeError):
+    """A failure that may pass with time, raised when the time or attempts to outlast it ran out.
+
+    :param message: what happened and what to do.
+    :param verdict: the classification of the last underlying error.
+    """
+
+    def __init__(self, message: str, verdict: ErrorVerdict) -> None:
+        self.verdict = verdict
+        super().__init__(message)
+
+
+class ClusterStateError(AuroraWakeError):
+    """The cluster is in a state from which waiting cannot succeed.
+
+    :param identifier: the cluster identifier.
+    :param status: the cluster's status as RDS reported it.
+    :param fix: what the user should do; a default is chosen from the status.
+    """
+
+    def __init__(self, identifier: str, status: str, fix: str | None = None) -> None:
+        self.identifier = identifier
+        self.status = status
+        if fix is None:
+            fix = (
+                "waiting cannot make it available; repair or recreate the cluster, "
+                "or wait until it is available before running this task again"
+            )
+        super().__init__(f"DB cluster {identifier!r} is {status!r}: {fix}")
+
+
+class DatabaseAuthenticationError(AuroraWakeError):
+    """The database server rejected the login: it answered, so it is awake."""
+
+
+class DatabaseConfigurationError(AuroraWakeError):
+    """The connection settings cannot work: unknown database, engine mismatch, TLS failure."""
+
+
+class DatabaseProbeError(AuroraWakeError):
+    """The database answered with an error the core does not know how to wait out."""
+
+
+class DataApiNotEnabledError(AuroraWakeError):
+    """The Data API (HTTP endpoint) is not enabled on the cluster."""
+
+
+class ClusterDeletedError(AuroraWakeError):
+    """The cluster was seen during the wait and then disappeared."""
+
+
+@dataclass(frozen=True)
+class WaitDiagnosis:
+    """What a wait saw, for the message of :class:`ReadyTimeoutError` and for logs.
+
+    :param identifier: the cluster identifier.
+    :param region: the region, if known.
+    :param elapsed: seconds this waiter waited.
+    :param last_status: the last status RDS reported (``None`` if no describe succeeded).
+    :param last_capacity: the last v1 capacity (``None`` for v2 and provisioned).
+    :param kind: the cluster kind value, if known.
+    :param engine: the cluster engine, if known.
+    :param last_probe_error: safe text of the last probe failure.
+    :param last_rds_error: safe text of the last failed RDS call.
+    :param attempts: probe attempts made by the wait loop.
+    :param rds_calls: RDS calls made by the wait loop, per action.
+    :param probe: ``connection`` or ``data-api``.
+    """
+
+    identifier: str
+    region: str | None
+    elapsed: float
+    last_status: str | None = None
+    last_capacity: float | None = None
+    kind: str | None = None
+    engine: str | None = None
+    last_probe_error: str | None = None
+    last_rds_error: str | None = None
+    attempts: int = 0
+    rds_calls: Mapping[str, int] = field(default_factory=dict)
+    probe: str = "connection"
+
+    def describe(self) -> str:
+        """Return the diagnosis as one readable paragraph."""
+        where = f" in {self.region}" if self.region else ""
+        parts = [f"DB cluster {self.identifier!r}{where} was not ready after {self.elapsed:.1f} s"]
+        if self.last_status is None:
+            parts.append("no DescribeDBClusters call succeeded")
+        else:
+            shape = f"{self.kind} {self.engine}" if self.kind else "unknown kind"
+            capacity = "" if self.last_capacity is None else f", capacity {self.last_capacity:g}"
+            parts.append(f"last status {self.last_status!r}{capacity} ({shape})")
+        if self.last_probe_error:
+            parts.append(f"last {self.probe} probe error: {self.last_probe_error}")
+        elif self.attempts == 0:
+            parts.append(f"no {self.probe} probe was attempted")
+        if self.last_rds_error:
+            parts.append(f"last RDS error: {self.last_rds_error}")
+        calls = ", ".join(f"{action} {count}" for action, count in sorted(self.rds_calls.items()))
+        total = sum(self.rds_calls.values())
+        parts.append(f"{self.attempts} probe attempts, {total} RDS calls" + (f" ({calls})" if calls else ""))
+        return "; ".join(parts) + f". {self.hint()}"
+
+    def hint(self) -> str:
+        """Return advice that fits what the wait saw."""
+        status = self.last_status
+        error = (self.last_probe_error or "").lower()
+        if status is None:
+            return "Check the AWS connection, region and network access to the RDS API."
+        if status in ("starting", "creating", "rebooting"):
+            return "The cluster was still starting; a start can take several minutes: raise the timeout."
+        if status == "stopped":
+            return "The cluster is stopped: run the wake operator (or StartDBCluster) first."
+        if "timed out" in error or "timeout" in error:
+            return (
+                "Connections timed out: the cluster may still be resuming (raise the timeout or "
+                "connect_timeout), or a security group / network ACL drops the traffic."
+            )
+        if "refused" in error:
+            return "Connections were refused: check the host and port of the connection."
+        if "name resolution" in error or "dns" in error:
+            return "The host name did not resolve: check the host of the connection."
+        return "Raise the timeout if the cluster is known to take longer to resume."
+
+
+class ReadyTimeoutError(AuroraWakeError):
+    """The deadline passed before the cluster was ready; adapters map it to a sensor timeout.
+
+    :param diagnosis: what the wait saw.
+    """
+
+    def __init__(self, diagnosis: WaitDiagnosis) -> None:
+        self.diagnosis = diagnosis
+        super().__init__(diagnosis.describe())
+
+
+@dataclass(frozen=True)
+class ErrorVerdict:
+    """What to do about an exception.
+
+    :param retry: True when waiting and trying again can still succeed.
+    :param reason: short text, safe to log (``connection refused``, ``57P03 starting up``).
+    :param throttled: back off on the throttle policy; never counts as a failure.
+    :param error: the error to raise when ``retry`` is False. ``None`` with ``retry`` False means
+        the exception is not one the core knows (a programming error): re-raise it unchanged.
+    """
+
+    retry: bool
+    reason: str
+    throttled: bool = False
+    error: AuroraWakeError | None = None
+
+
+# --- redaction ------------------------------------------------------------------------------
+
+_DSN_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
+_KEY_VALUE_SECRET = re.compile(
+    r"(?i)(?P<key>password|passwd|pwd|token|secret|X-Amz-Signature|X-Amz-Security-Token|X-Amz-Credential)"
+    r"(?P<sep>\s*[=:]\s*)(?P<value>[^\s&;,'\"]+)"
+)
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Remove passwords and tokens from ``text``.
+
+    :param text: any text that may embed a DSN, a presigned IAM token or a known secret.
+    :param secrets: exact secret strings to blank out wherever they appear.
+    :returns: the text with ``***`` in place of every secret found.
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    text = _DSN_PASSWORD.sub(lambda match: f"{match.group('prefix')}:***@", text)
+    return _KEY_VALUE_SECRET.sub(lambda match: f"{match.group('key')}{match.group('sep')}***", text)
+
+
+def safe_error_text(exc: BaseException, secrets: Iterable[str | None] = ()) -> str:
+    """Describe an exception in one line without secrets.
+
+    :param exc: the exception.
+    :param secrets: exact secret strings to blank out.
+    """
+    text = str(exc).strip().replace("\n", " ")
+    name = type(exc).__name__
+    if not text:
+        text = name
+    elif name not in text:
+        text = f"{name}: {text}"
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return redact(text, secrets)
+
+
+# --- classification -------------------------------------------------------------------------
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+    }
+)
+PERMISSION_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+CREDENTIAL_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "SignatureDoesNotMatch",
+        "AuthFailure",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+    }
+)
+# Data API errors that mean "the database is not ready yet": the call started or waits on a resume.
+DATA_API_RETRY_CODES = frozenset(
+    {"DatabaseResumingException", "DatabaseUnavailableException", "ServiceUnavailableError"}
+)
+# PostgreSQL SQLSTATE classes that mean "not ready yet": 08 connection exception, 53 insufficient
+# resources (53300 too many connections), 57P0x shutdown / starting up, 58 system error.
+_PG_RETRY_PREFIXES = ("08", "53", "57P", "58")
+_PG_RETRY_REASONS = {
+    "57P03": "57P03 the database system is starting up",
+    "53300": "53300 too many connections",
+    "57P01": "57P01 admin shutdown",
+    "57P02": "57P02 crash shutdown",
+}
+# MySQL login refusals: 1045 access denied, 1698 access denied without password, 1044 no grant on
+# the database, 1130 host not allowed.
+_MYSQL_AUTH_CODES = frozenset({1045, 1698, 1044, 1130})
+# MySQL client and server codes that mean "not ready yet".
+_MYSQL_RETRY_CODES = {
+    1040: "1040 too many connections",
+    1053: "1053 server shutdown in progress",
+    1205: "1205 lock wait timeout",
+    2002: "2002 cannot connect to the server socket",
+    2003: "2003 cannot connect to the server",
+    2006: "2006 server has gone away",
+    2013: "2013 lost connection during query",
+    2055: "2055 lost connection",
+}
+
+
+def _action_name(where: str) -> str:
+    """``rds:DescribeDBClusters`` -> ``rds:DescribeDBClusters``; ``rds-data`` -> its action."""
+    if where == "rds-data":
+        return "rds-data:ExecuteStatement"
+    return where
+
+
+def _target_label(target: str | None) -> str:
+    return target or "the database connection"
+
+
+def classify_error(
+    exc: BaseException,
+    *,
+    where: str,
+    attempt: int = 1,
+    cluster: str | None = None,
+    region: str | None = None,
+    target: str | None = None,
+    secrets: Iterable[str | None] = (),
+) -> ErrorVerdict:
+    """Decide whether ``exc`` can still pass (retry) or must fail the wait now.
+
+    :param exc: the exception raised by an RDS call, a Data API call or a database driver.
+    :param where: ``rds:<Action>``, ``rds-data``, ``postgresql`` or ``mysql``.
+    :param attempt: 1 for the first attempt; ``28000`` is retried once, then fails.
+    :param cluster: the cluster identifier, for messages.
+    :param region: the region, for messages.
+    :param target: a safe description of the database connection (no password), for messages.
+    :param secrets: exact secret strings to keep out of the reason text.
+    :returns: the verdict; when ``retry`` is False ``error`` is the error to raise (``None``
+        means "not an error the core knows: re-raise the original").
+    """
+    if isinstance(exc, AuroraWakeError):
+        return ErrorVerdict(retry=False, reason=safe_error_text(exc, secrets), error=exc)
+    if not isinstance(exc, Exception):  # CancelledError, KeyboardInterrupt: never swallowed
+        return ErrorVerdict(retry=False, reason=type(exc).__name__)
+    code, http_status, message = _aws_error_parts(exc)
+    if code is not None:
+        return _classify_aws(code, http_status, message, where=where, cluster=cluster, region=region)
+    botocore_verdict = _classify_botocore_local(exc)
+    if botocore_verdict is not None:
+        return botocore_verdict
+    driver_verdict = _classify_driver(exc, attempt=attempt, target=target, secrets=secrets)
+    if driver_verdict is not None:
+        return driver_verdict
+    return _classify_network(exc, target=target, secrets=secrets)
+
+
+def _aws_error_parts(exc: BaseException) -> tuple[str | None, int | None, str]:
+    """Read code, HTTP status and message from a botocore ``ClientError`` (duck-typed)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, Mapping):
+        return None, None, ""
+    error = response.get("Error")
+    if not isinstance(error, Mapping) or not error.get("Code"):
+        return None, None, ""
+    metadata = response.get("ResponseMetadata")
+    status = metadata.get("HTTPStatusCode") if isinstance(metadata, Mapping) else None
+    return (
+        str(error.get("Code")),
+        status if isinstance(status, int) else None,
+        redact(str(error.get("Message") or "")),
+    )
+
+
+def _classify_aws(
+    code: str,
+    http_status: int | None,
+    message: str,
+    *,
+    where: str,
+    cluster: str | None,
+    region: str | None,
+) -> ErrorVerdict:
+    reason = f"{code}: {message}" if message else code
+    if code in THROTTLING_CODES:
+        return ErrorVerdict(retry=True, reason=code, throttled=True)
+    if code == "DBClusterNotFoundFault":
+        error: AuroraWakeError = ClusterNotFoundError(cluster or "(unknown)", region)
+        return ErrorVerdict(retry=False, reason=code, error=error)
+    if code in PERMISSION_CODES:
+        return ErrorVerdict(retry=False, reason=code, error=AwsPermissionError(_action_name(where), message))
+    if code in CREDENTIAL_CODES:
+        error = AwsCredentialsError(
+            f"AWS rejected the credentials of the AWS connection ({code}): check the access key, "
+            "secret key, session token and their expiry"
+        )
+        return ErrorVerdict(retry=False, reason=code, error=error)
+    if code == "HttpEndpointNotEnabledException" or (
+        code == "BadRequestException" and "httpendpoint is not enabled" in message.lower()
+    ):
+        error = DataApiNotEnabledError(
+            f"the Data API is not enabled on DB cluster {cluster!r}: enable the Data API (HTTP "
+            "endpoint) on the cluster, or use probe='connection'"
+        )
+        return ErrorVerdict(retry=False, reason=code, error=error)
+    if code in DATA_API_RETRY_CODES:
+        return ErrorVerdict(retry=True, reason=f"{code} (the database is resuming)")
+    if where == "rds-data":
+        return _classify_data_api(code, message, cluster=cluster)
+    if code in ("InvalidDBClusterCapacityFault", "InvalidParameterValue", "InvalidParameterCombination"):
+        parameter = "capacity" if where == "rds:ModifyCurrentDBClusterCapacity" else where
+        error = InvalidParameterError(parameter, message or code, f"AWS rejected the request ({code})")
+        return ErrorVerdict(retry=False, reason=code, error=error)
+    if code == "InvalidDBClusterStateFault":
+        error = ClusterStateError(cluster or "(unknown)", "in a state that refuses " + where, message or None)
+        return ErrorVerdict(retry=False, reason=code, error=error)
+    if (http_status is not None and http_status >= 500) or code in (
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    ):
+        return ErrorVerdict(retry=True, reason=f"AWS {http_status or ''} {code}".replace("  ", " "))
+    error = AwsApiError(f"{where} failed for DB cluster {cluster!r}: {reason}")
+    return ErrorVerdict(retry=False, reason=code, error=error)
+
+
+def _classify_data_api(code: str, message: str, *, cluster: str | None) -> ErrorVerdict:
+    lowered = message.lower()
+    if code == "ForbiddenException":
+        error: AuroraWakeError = AwsPermissionError(
+            "rds-data:ExecuteStatement / secretsmanager:GetSecretValue", message
+        )
+        return ErrorVerdict(retry=False, reason=code, error=error)
+    if code == "DatabaseNotFoundException" or ("does not exist" in lowered and "database" in lowered):
+        error = DatabaseConfigurationError(
+            f"the Data API could not find the database of DB cluster {cluster!r} ({message}): "
+            "check the database name"
+        )
+        return ErrorVerdict(retry=False, reason=code, error=error)
+    if "password authentication failed" in lowered or "access denied" in lowered:
+        error = DatabaseAuthenticationError(
+            f"the database of DB cluster {cluster!r} answered the Data API, so it is awake, but "
+            "rejected the login: check the user and password stored in the Data API secret"
+        )
+        return ErrorVerdict(retry=False, reason=code, error=error)
+    if code in ("StatementTimeoutException", "InternalServerErrorException"):
+        return ErrorVerdict(retry=True, reason=code)
+    error = AwsApiError(
+        f"the Data API call for DB cluster {cluster!r} failed: {code}: {message}; check the "
+        "secret ARN, the database name and the cluster ARN"
+    )
+    return ErrorVerdict(retry=False, reason=code, error=error)
+
+
+def _classify_botocore_local(exc: Exception) -> ErrorVerdict | None:
+    """botocore errors raised before or instead of an HTTP answer."""
+    try:
+        from botocore import exceptions as botocore_exceptions
+    except ImportError:  # pragma: no cover - botocore is a dependency
+        return None
+    error: AuroraWakeError
+    if isinstance(exc, botocore_exceptions.NoCredentialsError | botocore_exceptions.PartialCredentialsError):
+        error = AwsCredentialsError(
+            f"no usable AWS credentials were found ({type(exc).__name__}): configure the AWS "
+            "connection (or the environment / instance profile)"
+        )
+        return ErrorVerdict(retry=False, reason=type(exc).__name__, error=error)
+    if isinstance(exc, botocore_exceptions.NoRegionError):
+        error = InvalidParameterError(
+            "region_name", None, "no AWS region is configured: pass region_name or set AWS_DEFAULT_REGION"
+        )
+        return ErrorVerdict(retry=False, reason="NoRegionError", error=error)
+    if isinstance(
+        exc,
+        botocore_exceptions.EndpointConnectionError
+        | botocore_exceptions.ConnectionClosedError
+        | botocore_exceptions.ConnectTimeoutError
+        | botocore_exceptions.ReadTimeoutError
+        | botocore_exceptions.HTTPClientError,
+    ):
+        return ErrorVerdict(retry=True, reason=f"AWS endpoint unreachable ({type(exc).__name__})")
+    if isinstance(exc, botocore_exceptions.ParamValidationError):
+        error = InvalidParameterError("request", safe_error_text(exc), "the RDS request was malformed")
+        return ErrorVerdict(retry=False, reason="ParamValidationError", error=error)
+    return None
+
+
+def _classify_driver(
+    exc: Exception, *, attempt: int, target: str | None, secrets: Iterable[str | None]
+) -> ErrorVerdict | None:
+    """asyncpg and PyMySQL/aiomysql errors; ``None`` when ``exc`` is neither."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and type(exc).__module__.startswith("asyncpg"):
+        return _classify_postgres(exc, sqlstate, attempt=attempt, target=target, secrets=secrets)
+    if type(exc).__module__.startswith("asyncpg"):
+        import asyncpg
+
+        if isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError):
+            return ErrorVerdict(retry=True, reason="connection closed by the server")
+        if isinstance(exc, asyncpg.exceptions.ClientConfigurationError):
+            error: AuroraWakeError = DatabaseConfigurationError(
+                f"the PostgreSQL client settings of {_target_label(target)} are invalid: "
+                f"{safe_error_text(exc, secrets)}"
+            )
+            return ErrorVerdict(retry=False, reason="client configuration", error=error)
+        error = DatabaseProbeError(
+            f"unexpected PostgreSQL client error for {_target_label(target)}: {safe_error_text(exc, secrets)}"
+        )
+        return ErrorVerdict(retry=False, reason=type(exc).__name__, error=error)
+    try:
+        import pymysql
+    except ImportError:  # pragma: no cover - aiomysql depends on PyMySQL
+        return None
+    if isinstance(exc, pymysql.err.MySQLError):
+        return _classify_mysql(exc, target=target, secrets=secrets)
+    return None
+
+
+def _classify_postgres(
+    exc: Exception, sqlstate: str, *, attempt: int, target: str | None, secrets: Iterable[str | None]
+) -> ErrorVerdict:
+    label = _target_label(target)
+    text = safe_error_text(exc, secrets)
+    if sqlstate == "28000" and attempt < 2:
+        # One open report shows a spurious "no pg_hba.conf entry" during a v2 resume that went
+        # away on retry (UNCONFIRMED): allow exactly one retry before calling it fatal.
+        return ErrorVerdict(retry=True, reason="28000 rejected the login (retrying once)")
+    if sqlstate in ("28P01", "28000"):
+        error: AuroraWakeError = DatabaseAuthenticationError(
+            f"the server answered, so it is awake: check the login (user, password or IAM "
+            f"token, pg_hba / TLS settings) of connection {label} ({sqlstate}: {text})"
+        )
+        return ErrorVerdict(retry=False, reason=f"{sqlstate} login rejected", error=error)
+    if sqlstate == "3D000":
+        error = DatabaseConfigurationError(
+            f"the database of connection {label} does not exist ({text}): fix the database name"
+        )
+        return ErrorVerdict(retry=False, reason="3D000 unknown database", error=error)
+    if sqlstate.startswith(_PG_RETRY_PREFIXES):
+        return ErrorVerdict(retry=True, reason=_PG_RETRY_REASONS.get(sqlstate, f"{sqlstate} {text}"))
+    error = DatabaseProbeError(f"connection {label} failed with SQLSTATE {sqlstate}: {text}")
+    return ErrorVerdict(retry=False, reason=f"SQLSTATE {sqlstate}", error=error)
+
+
+def _classify_mysql(exc: Exception, *, target: str | None, secrets: Iterable[str | None]) -> ErrorVerdict:
+    label = _target_label(target)
+    text = safe_error_text(exc, secrets)
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if code in _MYSQL_AUTH_CODES:
+        error: AuroraWakeError = DatabaseAuthenticationError(
+            f"the server answered, so it is awake: check the login (user, password or IAM "
+            f"token, allowed hosts, database grants) of connection {label} ({code}: {text})"
+        )
+        return ErrorVerdict(retry=False, reason=f"{code} access denied", error=error)
+    if code == 1049:
+        error = DatabaseConfigurationError(
+            f"the database of connection {label} does not exist ({text}): fix the database name"
+        )
+        return ErrorVerdict(retry=False, reason="1049 unknown database", error=error)
+    if code in _MYSQL_RETRY_CODES:
+        cause = exc.__cause__
+        detail = f" ({safe_error_text(cause, secrets)})" if cause is not None else ""
+        return ErrorVerdict(retry=True, reason=_MYSQL_RETRY_CODES[code] + detail)
+    if "lost connection" in text.lower():
+        return ErrorVerdict(retry=True, reason="lost connection")
+    error = DatabaseProbeError(f"connection {label} failed: {text}")
+    return ErrorVerdict(retry=False, reason=f"MySQL error {code}", error=error)
+
+
+def _classify_network(exc: Exception, *, target: str | None, secrets: Iterable[str | None]) -> ErrorVerdict:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        error: AuroraWakeError = DatabaseConfigurationError(
+            f"TLS certificate verification failed for {_target_label(target)}: "
+            f"{safe_error_text(exc, secrets)}; install the RDS CA bundle or adjust the ssl setting"
+        )
+        return ErrorVerdict(retry=False, reason="TLS certificate verification failed", error=error)
+    if isinstance(exc, socket.gaierror):
+        return ErrorVerdict(retry=True, reason=f"DNS name resolution failed ({exc.strerror or exc})")
+    if isinstance(exc, ConnectionRefusedError):
+        return ErrorVerdict(retry=True, reason="connection refused")
+    if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
+        return ErrorVerdict(retry=True, reason="connection reset")
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        text = str(exc) or "connection timed out"
+        return ErrorVerdict(retry=True, reason=text)
+    if isinstance(exc, OSError):
+        return ErrorVerdict(retry=True, reason=f"network error ({safe_error_text(exc, secrets)})")
+    return ErrorVerdict(retry=False, reason=type(exc).__name__)
+
+
+def aws_error_code(exc: BaseException) -> str | None:
+    """Return the AWS error code of a botocore ``ClientError`` (``None`` for anything else).
+
+    :param exc: any exception.
+    """
+    return _aws_error_parts(exc)[0]

@@ -1,0 +1,226 @@
+"""Database probes: a real ``SELECT 1`` over asyncpg / aiomysql, or over the Data API.
+
+Everything here is non-blocking: DNS, connect and query all run on the event loop, and every
+socket opened is closed on success, failure and cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from airflow_aurora_wake.core.cluster import ClusterSnapshot
+from airflow_aurora_wake.core.errors import AuroraWakeError, DatabaseConfigurationError, classify_error
+
+__all__ = ["DatabaseTarget", "check_target_engine", "nudge_database", "probe_data_api", "probe_database"]
+
+SslSetting = ssl_module.SSLContext | bool | str | None
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """Where and how to open a real database connection.
+
+    :param engine: ``postgresql`` (asyncpg) or ``mysql`` (aiomysql).
+    :param host: host name or address.
+    :param port: TCP port.
+    :param user: the login.
+    :param database: the database to connect to (``None``: the driver's default).
+    :param password: the password (never in repr or logs).
+    :param password_provider: async callable returning a fresh IAM token; called for every
+        connection attempt because tokens last 15 minutes. Takes precedence over ``password``.
+    :param ssl: passed through to the driver: an ``SSLContext``, a bool or a libpq sslmode string
+        (``disable``, ``prefer``, ``require``, ``verify-ca``, ``verify-full``). aiomysql takes only
+        contexts, so for MySQL ``True``/``require`` become a non-verifying context,
+        ``verify-ca``/``verify-full`` a verifying one, and ``prefer``/``allow``/``disable`` no TLS.
+    :param conn_id: the Airflow connection id, for messages only.
+    """
+
+    engine: Literal["postgresql", "mysql"]
+    host: str
+    port: int
+    user: str
+    database: str | None = None
+    password: str | None = field(default=None, repr=False)
+    password_provider: Callable[[], Awaitable[str]] | None = field(default=None, repr=False, compare=False)
+    ssl: SslSetting = None
+    conn_id: str | None = None
+
+    def describe(self) -> str:
+        """Return ``postgresql://user@host:port/db`` (with the connection id if any), no password."""
+        text = f"{self.engine}://{self.user}@{self.host}:{self.port}/{self.database or ''}"
+        return f"{self.conn_id!r} ({text})" if self.conn_id else text
+
+    async def resolve_password(self) -> str | None:
+        """Return the password for one attempt: a fresh token from the provider, else ``password``."""
+        if self.password_provider is not None:
+            return await self.password_provider()
+        return self.password
+
+
+def check_target_engine(snapshot: ClusterSnapshot, target: DatabaseTarget | None) -> None:
+    """Fail when the connection's engine does not match the cluster's (or the engine is unsupported).
+
+    :param snapshot: the cluster.
+    :param target: the database target, or ``None`` (nothing to check).
+    :raises DatabaseConfigurationError: on a mismatch, naming both engines.
+    """
+    if target is None:
+        return
+    family = snapshot.engine_family
+    if family is None:
+        raise DatabaseConfigurationError(
+            f"DB cluster {snapshot.identifier!r} runs engine {snapshot.engine!r}, which this provider "
+            "cannot probe: only Aurora PostgreSQL and Aurora MySQL are supported"
+        )
+    if target.engine != family:
+        raise DatabaseConfigurationError(
+            f"connection {target.describe()} is {target.engine} but DB cluster {snapshot.identifier!r} "
+            f"runs {snapshot.engine}: point the connection at a {family} database"
+        )
+
+
+_MYSQL_CONTEXTS: dict[bool, ssl_module.SSLContext] = {}
+
+
+def _mysql_ssl(setting: SslSetting) -> ssl_module.SSLContext | None:
+    if isinstance(setting, ssl_module.SSLContext):
+        return setting
+    if setting in (None, False, "disable", "allow", "prefer"):
+        return None
+    verify = setting in ("verify-ca", "verify-full")
+    if setting not in (True, "require", "verify-ca", "verify-full"):
+        from airflow_aurora_wake.core.errors import InvalidParameterError
+
+        raise InvalidParameterError(
+            "ssl",
+            setting,
+            "must be an SSLContext, a bool or one of disable/prefer/require/verify-ca/verify-full",
+        )
+    # Built once per process: loading the CA store reads files, which should not repeat per probe.
+    context = _MYSQL_CONTEXTS.get(verify)
+    if context is None:
+        context = ssl_module.create_default_context()
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl_module.CERT_NONE
+        _MYSQL_CONTEXTS[verify] = context
+    return context
+
+
+async def _probe_postgresql(target: DatabaseTarget, password: str | None, connect_timeout: float) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        password=password,
+        database=target.database,
+        ssl=target.ssl,
+        timeout=connect_timeout,
+        command_timeout=connect_timeout,
+    )
+    try:
+        await connection.fetchval("SELECT 1")
+    finally:
+        # terminate() closes the socket at once; close() would wait for a polite goodbye.
+        connection.terminate()
+
+
+async def _probe_mysql(target: DatabaseTarget, password: str | None, connect_timeout: float) -> None:
+    import aiomysql
+
+    # Build the Connection ourselves (as aiomysql.connect does) so that a cancellation in the
+    # middle of the handshake can still close its socket.
+    connection = aiomysql.Connection(
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        password=password or "",
+        db=target.database,
+        ssl=_mysql_ssl(target.ssl),
+        connect_timeout=connect_timeout,
+        autocommit=True,
+    )
+    try:
+        await connection._connect()
+        async with connection.cursor() as cursor:
+            await cursor.execute("SELECT 1")
+            await cursor.fetchone()
+    finally:
+        connection.close()
+
+
+async def probe_database(target: DatabaseTarget, *, connect_timeout: float) -> None:
+    """Open a real connection, run ``SELECT 1`` and close it.
+
+    The whole attempt (DNS, connect, login, query) is bounded by ``connect_timeout``; a
+    resuming instance holds the connect open, so this returns right when the DB is ready.
+
+    :param target: where to connect.
+    :param connect_timeout: seconds for the whole attempt.
+    :raises TimeoutError: when the attempt took longer than ``connect_timeout``.
+    :raises Exception: the driver's exception otherwise (classify it with ``classify_error``).
+    """
+    password = await target.resolve_password()
+    attempt = _probe_postgresql if target.engine == "postgresql" else _probe_mysql
+    try:
+        await asyncio.wait_for(attempt(target, password, connect_timeout), timeout=connect_timeout)
+    except asyncio.TimeoutError:  # our bound or the driver's own; an alias of TimeoutError from 3.11
+        raise TimeoutError(f"connection timed out after {connect_timeout:.1f} s") from None
+
+
+async def probe_data_api(
+    rds_data_client: Any, *, cluster_arn: str, secret_arn: str, database: str | None
+) -> None:
+    """Run ``SELECT 1`` through the Data API.
+
+    :param rds_data_client: an aiobotocore ``rds-data`` client.
+    :param cluster_arn: the cluster ARN.
+    :param secret_arn: the Secrets Manager secret with the login.
+    :param database: the database, if any.
+    :raises botocore.exceptions.ClientError: ``DatabaseResumingException`` while resuming, and others.
+    """
+    params: dict[str, Any] = {"resourceArn": cluster_arn, "secretArn": secret_arn, "sql": "SELECT 1"}
+    if database:
+        params["database"] = database
+    await rds_data_client.execute_statement(**params)
+
+
+async def nudge_database(target: DatabaseTarget, *, hold_seconds: float = 3.0) -> str:
+    """Start a resume with a connection attempt, without waiting for the resume to finish.
+
+    The attempt is held open for ``hold_seconds`` and then given up. Whether a resume started
+    by a connection attempt runs to the end when the client gives up early is UNCONFIRMED; this
+    code assumes it does, and nothing depends on it: the readiness probe's own connection
+    attempt wakes the cluster too.
+
+    :param target: where to connect (a wrong password still wakes the cluster).
+    :param hold_seconds: how long to hold the attempt open.
+    :returns: a safe one-line description of what happened.
+    """
+    try:
+        await probe_database(target, connect_timeout=hold_seconds)
+    except asyncio.CancelledError:
+        raise
+    except AuroraWakeError as exc:
+        return f"connection attempt to {target.describe()} could not be made: {exc}"
+    except Exception as exc:
+        verdict = classify_error(
+            exc, where=target.engine, target=target.describe(), secrets=[target.password]
+        )
+        if isinstance(exc, TimeoutError):
+            return (
+                f"connection attempt to {target.describe()} held open {hold_seconds:.1f} s and given up: "
+                "a resume is under way (assumed to continue without the client)"
+            )
+        if verdict.retry:
+            return (
+                f"connection attempt to {target.describe()} failed ({verdict.reason}); the probe will retry"
+            )
+        return f"the server answered ({verdict.reason}), so it is awake"
+    return f"connected to {target.describe()}: the database is awake"

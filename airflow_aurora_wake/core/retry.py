@@ -1,0 +1,68 @@
+"""Capped exponential backoff with full jitter.
+
+Full jitter (a uniform draw between 0 and the capped exponential) spreads many waiters apart,
+so a thousand callers that fail together do not retry together.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from airflow_aurora_wake.core.errors import InvalidParameterError
+
+__all__ = ["AWS_RETRY", "DATA_API_RETRY", "PROBE_RETRY", "THROTTLE_RETRY", "RetryPolicy"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to wait before retry number ``attempt``.
+
+    :param initial: the cap of the first delay, in seconds.
+    :param maximum: the largest cap, in seconds.
+    :param multiplier: how much the cap grows per attempt.
+    """
+
+    initial: float = 0.2
+    maximum: float = 1.0
+    multiplier: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.initial > 0:
+            raise InvalidParameterError("initial", self.initial, "must be a number of seconds > 0")
+        if not self.maximum >= self.initial:
+            raise InvalidParameterError("maximum", self.maximum, f"must be >= initial ({self.initial})")
+        if not self.multiplier >= 1:
+            raise InvalidParameterError("multiplier", self.multiplier, "must be >= 1")
+
+    def cap(self, attempt: int) -> float:
+        """Return the upper bound of the delay before retry ``attempt`` (1-based).
+
+        :param attempt: 1 for the delay after the first failure.
+        """
+        exponent = max(0, attempt - 1)
+        # Stop multiplying once past the maximum: avoids float overflow on huge attempt counts.
+        cap = self.initial
+        for _ in range(exponent):
+            cap *= self.multiplier
+            if cap >= self.maximum:
+                return self.maximum
+        return min(self.maximum, cap)
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Return a full-jitter delay: uniform(0, min(maximum, initial * multiplier**(attempt-1))).
+
+        :param attempt: 1 for the delay after the first failure.
+        :param rng: the random source (seed it in tests).
+        """
+        return rng.uniform(0.0, self.cap(attempt))
+
+
+#: Connection probes: refused connects are cheap and readiness should be noticed within 1 s.
+PROBE_RETRY = RetryPolicy(initial=0.2, maximum=1.0)
+#: AWS throttling: the account's token bucket is shared with consoles and tools; back off far.
+THROTTLE_RETRY = RetryPolicy(initial=1.0, maximum=20.0)
+#: Data API probes: each is an AWS call; AWS says "wait a few seconds and try again".
+DATA_API_RETRY = RetryPolicy(initial=1.0, maximum=5.0)
+#: AWS 5xx and network trouble on the RDS API.
+AWS_RETRY = RetryPolicy(initial=0.5, maximum=5.0)

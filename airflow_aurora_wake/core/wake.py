@@ -1,0 +1,439 @@
+"""Decide and send the wake that fits a cluster; return at once (the sensor does the waiting).
+
+:func:`plan_wake` is pure (a snapshot and options in, a plan out) so every row of the decision
+table is testable without AWS; :func:`execute_wake` sends the plan's one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot, StatusCategory
+from airflow_aurora_wake.core.errors import (
+    ClusterStateError,
+    InvalidParameterError,
+    TransientError,
+    aws_error_code,
+    classify_error,
+)
+from airflow_aurora_wake.core.probes import (
+    DatabaseTarget,
+    check_target_engine,
+    nudge_database,
+    probe_data_api,
+)
+from airflow_aurora_wake.core.rds import (
+    RdsCalls,
+    describe_cluster,
+    modify_current_capacity,
+    retry_transient,
+    start_cluster,
+)
+from airflow_aurora_wake.core.validation import (
+    V1_CAPACITIES,
+    validate_bool,
+    validate_capacity,
+    validate_positive_seconds,
+    validate_seconds_before_timeout,
+    validate_secret_arn,
+    validate_timeout_action,
+)
+
+__all__ = [
+    "WakeAction",
+    "WakeOptions",
+    "WakePlan",
+    "WakeResult",
+    "choose_v1_capacity",
+    "execute_wake",
+    "plan_wake",
+    "wake_cluster",
+]
+
+
+class WakeAction(str, Enum):
+    """What the waker did (or found already done); values are user-visible in XCom."""
+
+    MODIFY_CAPACITY = "modify-capacity"
+    START = "start-db-cluster"
+    NUDGE_CONNECTION = "connection-nudge"
+    NUDGE_DATA_API = "data-api-nudge"
+    NONE = "none"
+    #: a wake was already under way (cluster ``starting``, or AWS answered InvalidDBClusterStateFault)
+    ALREADY_WAKING = "already-waking"
+    #: v2 with auto-pause and no nudge configured: the sensor's probe connection wakes it
+    PROBE_WILL_WAKE = "probe-will-wake"
+
+
+@dataclass(frozen=True)
+class WakeOptions:
+    """How to wake.
+
+    :param capacity: v1 target capacity; ``None`` picks the cluster's minimum valid capacity.
+    :param seconds_before_timeout: v1 ``SecondsBeforeTimeout`` (10..600).
+    :param timeout_action: v1 ``TimeoutAction``: ``RollbackCapacityChange`` (default; never drops
+        connections) or ``ForceApplyCapacityChange``.
+    :param start_if_stopped: send ``StartDBCluster`` to a stopped cluster (else fail).
+    :param nudge_target: database to nudge a v2 cluster with a connection attempt.
+    :param data_api_secret_arn: secret for a Data API ``SELECT 1`` nudge (preferred when given).
+    :param database: database for the Data API nudge.
+    :param nudge_hold_seconds: how long a connection nudge holds its attempt open.
+    """
+
+    capacity: int | None = None
+    seconds_before_timeout: int = 300
+    timeout_action: str = "RollbackCapacityChange"
+    start_if_stopped: bool = True
+    nudge_target: DatabaseTarget | None = None
+    data_api_secret_arn: str | None = None
+    database: str | None = None
+    nudge_hold_seconds: float = 3.0
+
+    def __post_init__(self) -> None:
+        validate_capacity(self.capacity)
+        validate_seconds_before_timeout(self.seconds_before_timeout)
+        validate_timeout_action(self.timeout_action)
+        validate_bool(self.start_if_stopped, "start_if_stopped")
+        validate_secret_arn(self.data_api_secret_arn)
+        validate_positive_seconds(self.nudge_hold_seconds, "nudge_hold_seconds")
+        if self.nudge_target is not None and not isinstance(self.nudge_target, DatabaseTarget):
+            raise InvalidParameterError("nudge_target", self.nudge_target, "must be a DatabaseTarget or None")
+
+
+@dataclass(frozen=True)
+class WakePlan:
+    """The one request :func:`execute_wake` will send.
+
+    :param snapshot: the cluster as described.
+    :param action: what to do.
+    :param detail: why, in words a user reads in the task log.
+    :param capacity: v1 capacity to request.
+    :param seconds_before_timeout: v1 ``SecondsBeforeTimeout``.
+    :param timeout_action: v1 ``TimeoutAction``.
+    :param nudge_target: the database to nudge.
+    :param data_api_secret_arn: the Data API secret.
+    :param database: the Data API database.
+    :param nudge_hold_seconds: how long a connection nudge holds its attempt open.
+    """
+
+    snapshot: ClusterSnapshot
+    action: WakeAction
+    detail: str
+    capacity: int | None = None
+    seconds_before_timeout: int = 300
+    timeout_action: str = "RollbackCapacityChange"
+    nudge_target: DatabaseTarget | None = field(default=None, repr=False)
+    data_api_secret_arn: str | None = None
+    database: str | None = None
+    nudge_hold_seconds: float = 3.0
+
+
+@dataclass(frozen=True)
+class WakeResult:
+    """What the waker did.
+
+    :param db_cluster_identifier: the cluster.
+    :param kind: the cluster kind.
+    :param engine: the engine.
+    :param status: the status seen before the wake.
+    :param action: what was done.
+    :param detail: a sentence for the task log.
+    :param requested_at: epoch seconds when the wake was sent (or found under way).
+    :param rds_calls: AWS calls made, per action.
+    """
+
+    db_cluster_identifier: str
+    kind: ClusterKind
+    engine: str
+    status: str
+    action: WakeAction
+    detail: str
+    requested_at: float
+    rds_calls: dict[str, int] = field(default_factory=dict)
+
+    def as_xcom(self) -> dict[str, Any]:
+        """Return the JSON-serializable result an operator pushes to XCom."""
+        return {
+            "db_cluster_identifier": self.db_cluster_identifier,
+            "kind": self.kind.value,
+            "engine": self.engine,
+            "status": self.status,
+            "action": self.action.value,
+            "detail": self.detail,
+            "requested_at": self.requested_at,
+        }
+
+
+def choose_v1_capacity(snapshot: ClusterSnapshot, requested: int | None) -> int:
+    """Pick the v1 capacity to request: ``requested`` if valid, else the minimum valid one.
+
+    :param snapshot: a v1 cluster.
+    :param requested: the user's capacity or ``None``.
+    :raises InvalidParameterError: the capacity is not valid for the engine or the cluster's range.
+    """
+    family = snapshot.engine_family or "mysql"
+    valid = V1_CAPACITIES[family]
+    low = snapshot.min_capacity if snapshot.min_capacity is not None else 0.0
+    high = snapshot.max_capacity if snapshot.max_capacity is not None else float("inf")
+    in_range = [value for value in valid if low <= value <= high]
+    if requested is not None:
+        validate_capacity(requested, family)
+        if not low <= requested <= high:
+            raise InvalidParameterError(
+                "capacity",
+                requested,
+                f"DB cluster {snapshot.identifier!r} scales between {low:g} and {high:g} ACUs; "
+                f"choose one of {in_range or list(valid)} or leave capacity unset",
+            )
+        return requested
+    if not in_range:
+        raise InvalidParameterError(
+            "capacity",
+            None,
+            f"no valid Aurora {family} capacity {list(valid)} lies within the range {low:g}..{high:g} "
+            f"of DB cluster {snapshot.identifier!r}; fix the cluster's scaling configuration",
+        )
+    return in_range[0]
+
+
+def plan_wake(snapshot: ClusterSnapshot, options: WakeOptions) -> WakePlan:
+    """Decide the wake for a cluster (pure: no I/O).
+
+    :param snapshot: the cluster as just described.
+    :param options: how to wake.
+    :raises ClusterStateError: stopped without ``start_if_stopped``, or a non-recoverable state.
+    :raises InvalidParameterError: a v1 capacity that cannot work.
+    :raises DatabaseConfigurationError: a nudge target whose engine does not match the cluster.
+    """
+    category = snapshot.category
+    name = snapshot.identifier
+    if category is StatusCategory.STOPPED:
+        if not options.start_if_stopped:
+            raise ClusterStateError(
+                name, snapshot.status, "start it (StartDBCluster) or set start_if_stopped=True"
+            )
+        return WakePlan(snapshot, WakeAction.START, f"cluster {name} is stopped; starting it")
+    if category is StatusCategory.WAKING:
+        return WakePlan(
+            snapshot, WakeAction.ALREADY_WAKING, f"cluster {name} is {snapshot.status}: already waking"
+        )
+    if category is StatusCategory.FAILED:
+        raise ClusterStateError(name, snapshot.status)
+
+    if snapshot.kind is ClusterKind.SERVERLESS_V1:
+        if snapshot.capacity is not None and snapshot.capacity > 0:
+            return WakePlan(
+                snapshot, WakeAction.NONE, f"cluster {name} is running at {snapshot.capacity:g} ACUs"
+            )
+        capacity = choose_v1_capacity(snapshot, options.capacity)
+        return WakePlan(
+            snapshot,
+            WakeAction.MODIFY_CAPACITY,
+            f"cluster {name} is paused (capacity 0); scaling it to {capacity} ACUs",
+            capacity=capacity,
+            seconds_before_timeout=options.seconds_before_timeout,
+            timeout_action=options.timeout_action,
+        )
+    if snapshot.kind is ClusterKind.SERVERLESS_V2 and snapshot.auto_pause:
+        check_target_engine(snapshot, options.nudge_target)
+        if options.data_api_secret_arn and snapshot.arn:
+            return WakePlan(
+                snapshot,
+                WakeAction.NUDGE_DATA_API,
+                f"cluster {name} may be paused (auto-pause); a Data API SELECT 1 starts the resume",
+                data_api_secret_arn=options.data_api_secret_arn,
+                database=options.database,
+            )
+        if options.nudge_target is not None:
+            return WakePlan(
+                snapshot,
+                WakeAction.NUDGE_CONNECTION,
+                f"cluster {name} may be paused (auto-pause); a connection attempt starts the resume",
+                nudge_target=options.nudge_target,
+                nudge_hold_seconds=options.nudge_hold_seconds,
+            )
+        return WakePlan(
+            snapshot,
+            WakeAction.PROBE_WILL_WAKE,
+            f"cluster {name} may be paused (auto-pause); no nudge configured: the sensor's probe "
+            "connection will wake it",
+        )
+    return WakePlan(
+        snapshot,
+        WakeAction.NONE,
+        f"cluster {name} is {snapshot.kind.value} and {snapshot.status}: nothing to wake",
+    )
+
+
+async def execute_wake(
+    plan: WakePlan,
+    *,
+    rds_client: Any,
+    rds_data_client: Any = None,
+    region_name: str | None = None,
+    calls: RdsCalls | None = None,
+    retry_seconds: float = 60.0,
+    clock: Callable[[], float] = time.time,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> WakeResult:
+    """Send the plan's one request and return at once; never waits for the cluster.
+
+    Every "already under way" answer is a success, so many callers may wake one cluster at once.
+
+    :param plan: from :func:`plan_wake`.
+    :param rds_client: an aiobotocore RDS client.
+    :param rds_data_client: an aiobotocore ``rds-data`` client (for a Data API nudge).
+    :param region_name: the region, for messages.
+    :param calls: counter for AWS calls.
+    :param retry_seconds: how long to retry throttling and 5xx answers.
+    :param clock: the wall clock.
+    :param rng: random source for backoff jitter.
+    :param sleep: the sleep coroutine.
+    """
+    calls = calls if calls is not None else RdsCalls()
+    snapshot = plan.snapshot
+    name = snapshot.identifier
+    retry_deadline = clock() + retry_seconds
+    action = plan.action
+    detail = plan.detail
+    requested_at = clock()
+
+    async def with_retries(operation: Callable[[], Awaitable[bool]]) -> bool:
+        return await retry_transient(operation, deadline=retry_deadline, clock=clock, rng=rng, sleep=sleep)
+
+    if action is WakeAction.MODIFY_CAPACITY:
+        assert plan.capacity is not None
+        capacity = plan.capacity
+        accepted = await with_retries(
+            lambda: modify_current_capacity(
+                rds_client,
+                name,
+                capacity=capacity,
+                seconds_before_timeout=plan.seconds_before_timeout,
+                timeout_action=plan.timeout_action,
+                region_name=region_name,
+                calls=calls,
+            )
+        )
+        if not accepted:
+            action = WakeAction.ALREADY_WAKING
+            detail = f"cluster {name}: a scaling or resume is already under way (InvalidDBClusterStateFault)"
+    elif action is WakeAction.START:
+        accepted = await with_retries(
+            lambda: start_cluster(rds_client, name, region_name=region_name, calls=calls)
+        )
+        if not accepted:
+            action = WakeAction.ALREADY_WAKING
+            detail = f"cluster {name} is already starting (InvalidDBClusterStateFault from StartDBCluster)"
+    elif action is WakeAction.NUDGE_CONNECTION:
+        assert plan.nudge_target is not None
+        detail = (
+            f"{plan.detail}: {await nudge_database(plan.nudge_target, hold_seconds=plan.nudge_hold_seconds)}"
+        )
+    elif action is WakeAction.NUDGE_DATA_API:
+        if rds_data_client is None:
+            raise InvalidParameterError(
+                "rds_data_client", None, "a Data API nudge needs an rds-data client from the adapter"
+            )
+        detail = f"{plan.detail}: {await _data_api_nudge(plan, rds_data_client, calls, with_retries)}"
+    return WakeResult(
+        db_cluster_identifier=name,
+        kind=snapshot.kind,
+        engine=snapshot.engine,
+        status=snapshot.status,
+        action=action,
+        detail=detail,
+        requested_at=requested_at,
+        rds_calls=calls.as_dict(),
+    )
+
+
+async def _data_api_nudge(
+    plan: WakePlan,
+    rds_data_client: Any,
+    calls: RdsCalls,
+    with_retries: Callable[[Callable[[], Awaitable[bool]]], Awaitable[bool]],
+) -> str:
+    snapshot = plan.snapshot
+    assert snapshot.arn is not None and plan.data_api_secret_arn is not None
+    secret_arn = plan.data_api_secret_arn
+
+    async def attempt() -> bool:
+        calls.record("ExecuteStatement")
+        try:
+            await probe_data_api(
+                rds_data_client, cluster_arn=snapshot.arn or "", secret_arn=secret_arn, database=plan.database
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if aws_error_code(exc) == "DatabaseResumingException":
+                return False  # the success case of a nudge: the call started a resume
+            verdict = classify_error(exc, where="rds-data", cluster=snapshot.identifier)
+            if verdict.retry and verdict.throttled:
+                raise TransientError(verdict.reason, verdict) from exc
+            if verdict.retry:
+                return False  # "not ready yet": the resume is under way
+            if verdict.error is None:
+                raise
+            raise verdict.error from None
+        return True
+
+    awake = await with_retries(attempt)
+    return "the database answered: it is awake" if awake else "the Data API reported a resume under way"
+
+
+async def wake_cluster(
+    db_cluster_identifier: str,
+    options: WakeOptions,
+    *,
+    rds_client: Any,
+    rds_data_client: Any = None,
+    region_name: str | None = None,
+    calls: RdsCalls | None = None,
+    retry_seconds: float = 60.0,
+    clock: Callable[[], float] = time.time,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> WakeResult:
+    """Describe, plan and execute a wake: what the wake operator runs.
+
+    :param db_cluster_identifier: the cluster identifier.
+    :param options: how to wake.
+    :param rds_client: an aiobotocore RDS client.
+    :param rds_data_client: an aiobotocore ``rds-data`` client (for a Data API nudge).
+    :param region_name: the region, for messages.
+    :param calls: counter for AWS calls.
+    :param retry_seconds: how long to retry throttling and 5xx answers.
+    :param clock: the wall clock.
+    :param rng: random source for backoff jitter.
+    :param sleep: the sleep coroutine.
+    """
+    calls = calls if calls is not None else RdsCalls()
+    deadline = clock() + retry_seconds
+    snapshot = await retry_transient(
+        lambda: describe_cluster(rds_client, db_cluster_identifier, region_name=region_name, calls=calls),
+        deadline=deadline,
+        clock=clock,
+        rng=rng,
+        sleep=sleep,
+    )
+    plan = plan_wake(snapshot, options)
+    return await execute_wake(
+        plan,
+        rds_client=rds_client,
+        rds_data_client=rds_data_client,
+        region_name=region_name,
+        calls=calls,
+        retry_seconds=max(0.0, deadline - clock()),
+        clock=clock,
+        rng=rng,
+        sleep=sleep,
+    )

@@ -1,0 +1,330 @@
+"""``airflow-aurora-wake emulator``: run the emulator as a process for a pipeline's own tests.
+
+This module is imported when the top-level parser is built, so it must not import moto (or
+anything heavy) at module level; the handler imports the emulator when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from airflow_aurora_wake.emulator.config import (
+    AFTER_RESUME_ERRORS,
+    ENGINES,
+    KINDS,
+    ClusterSpec,
+    Faults,
+    Timings,
+)
+
+DEFAULT_CLUSTER = "demo-pg:serverless-v2:aurora-postgresql"
+
+_KIND_ALIASES = {"v1": "serverless-v1", "v2": "serverless-v2", **{kind: kind for kind in KINDS}}
+_ENGINE_ALIASES = {
+    "postgresql": "aurora-postgresql",
+    "postgres": "aurora-postgresql",
+    "pg": "aurora-postgresql",
+    "mysql": "aurora-mysql",
+    "mariadb": "aurora-mysql",
+    **{engine: engine for engine in ENGINES},
+}
+_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+CLUSTER_SYNTAX = (
+    "NAME[:KIND[:ENGINE]][,upstream=DSN][,state=paused|available|stopped][,data-api=true|false]"
+    "[,iam-auth=true|false][,min-capacity=N][,max-capacity=N][,seconds-until-auto-pause=N]"
+    "[,region=R][,port=N]"
+)
+
+
+def parse_cluster(value: str) -> dict[str, Any]:
+    """Parse one ``--cluster`` value into ``ClusterSpec`` keyword arguments.
+
+    The region and the auto-pause default are filled in later from the other flags.
+
+    :param value: for example ``"sales:serverless-v2:aurora-postgresql,data-api=true"``.
+    :raises argparse.ArgumentTypeError: naming the value and the accepted syntax.
+    """
+
+    def fail(reason: str) -> argparse.ArgumentTypeError:
+        return argparse.ArgumentTypeError(f"{value!r}: {reason}; expected {CLUSTER_SYNTAX}")
+
+    pieces = value.split(",")
+    head = pieces[0]
+    options: list[str] = []
+    for piece in pieces[1:]:
+        # A DSN may contain commas: a piece without "=" continues the previous option.
+        if "=" not in piece and options:
+            options[-1] += "," + piece
+        else:
+            options.append(piece)
+    names = head.split(":")
+    if not names[0] or len(names) > 3:
+        raise fail("give a cluster name, optionally followed by :KIND and :ENGINE")
+    spec: dict[str, Any] = {"identifier": names[0]}
+    if len(names) > 1:
+        kind = _KIND_ALIASES.get(names[1].lower())
+        if kind is None:
+            raise fail(f"unknown kind {names[1]!r} (use {', '.join(KINDS)})")
+        spec["kind"] = kind
+    if len(names) > 2:
+        engine = _ENGINE_ALIASES.get(names[2].lower())
+        if engine is None:
+            raise fail(f"unknown engine {names[2]!r} (use {', '.join(ENGINES)})")
+        spec["engine"] = engine
+    for option in options:
+        key, sep, raw = option.partition("=")
+        key = key.strip().lower().replace("_", "-")
+        if not sep:
+            raise fail(f"option {option!r} needs the form key=value")
+        try:
+            if key in ("upstream", "state", "region"):
+                spec[key] = raw
+            elif key in ("data-api", "iam-auth"):
+                if raw.lower() not in _BOOLEANS:
+                    raise fail(f"{key} must be true or false, got {raw!r}")
+                spec[key.replace("-", "_")] = _BOOLEANS[raw.lower()]
+            elif key in ("min-capacity", "max-capacity"):
+                spec[key.replace("-", "_")] = float(raw)
+            elif key in ("seconds-until-auto-pause", "port"):
+                spec[key.replace("-", "_")] = int(raw)
+            else:
+                raise fail(f"unknown option {key!r}")
+        except ValueError:
+            raise fail(f"{key} must be a number, got {raw!r}") from None
+    try:
+        ClusterSpec(**spec)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    return spec
+
+
+def _number(minimum: float, *, maximum: float | None = None, integer: bool = False) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        try:
+            value: float = int(text) if integer else float(text)
+        except ValueError:
+            kind = "a whole number" if integer else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}; give {kind} >= {minimum}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range; give a value {bounds}")
+        return value
+
+    return convert
+
+
+def add_emulator_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``emulator`` sub-command.
+
+    :param subparsers: the top-level parser's sub-parsers action.
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "emulator",
+        help="run the emulator of sleeping Aurora clusters (AWS endpoint + database endpoints)",
+        description=(
+            "Run an emulated AWS endpoint (RDS, RDS Data API, Secrets Manager) and one database "
+            "endpoint per emulated cluster on 127.0.0.1. When ready, prints one JSON line with the "
+            "endpoint URL and each cluster's host and port; stops on SIGINT or SIGTERM."
+        ),
+    )
+    parser.add_argument(
+        "--cluster",
+        action="append",
+        type=parse_cluster,
+        default=None,
+        metavar="SPEC",
+        help=f"an emulated cluster, repeatable: {CLUSTER_SYNTAX}. Default: {DEFAULT_CLUSTER} (paused)",
+    )
+    parser.add_argument(
+        "--port",
+        type=_number(0, maximum=65535, integer=True),
+        default=0,
+        help="port of the AWS endpoint (default: any free port)",
+    )
+    parser.add_argument("--region", default="us-east-1", help="default region (default: us-east-1)")
+    defaults = Timings()
+    for flag, field in (
+        ("--resume-seconds", "resume_seconds"),
+        ("--v1-capacity-seconds", "v1_capacity_seconds"),
+        ("--v1-connect-extra-seconds", "v1_connect_extra_seconds"),
+        ("--start-seconds", "start_seconds"),
+        ("--stop-seconds", "stop_seconds"),
+        ("--deep-sleep-after-seconds", "deep_sleep_after_seconds"),
+        ("--deep-resume-seconds", "deep_resume_seconds"),
+    ):
+        parser.add_argument(
+            flag,
+            dest=field,
+            type=_number(0),
+            default=getattr(defaults, field),
+            metavar="SECONDS",
+            help=f"default: {getattr(defaults, field):g}",
+        )
+    parser.add_argument(
+        "--seconds-until-auto-pause",
+        type=_number(0, integer=True),
+        default=300,
+        metavar="SECONDS",
+        help="idle time before a cluster pauses again (default: 300)",
+    )
+    parser.add_argument(
+        "--throttle-fraction",
+        type=_number(0, maximum=1),
+        default=0.0,
+        metavar="FRACTION",
+        help="fraction of RDS calls answered Throttling (default: 0)",
+    )
+    parser.add_argument(
+        "--throttle-seconds",
+        type=_number(0),
+        default=None,
+        metavar="SECONDS",
+        help="throttle only during the first SECONDS (default: always)",
+    )
+    parser.add_argument(
+        "--server-errors",
+        type=_number(0, integer=True),
+        default=0,
+        metavar="N",
+        help="answer the first N RDS calls with HTTP 500 InternalFailure",
+    )
+    parser.add_argument(
+        "--deny-action",
+        action="append",
+        default=[],
+        metavar="ACTION",
+        help="answer this action AccessDenied, repeatable (e.g. rds:StartDBCluster)",
+    )
+    parser.add_argument(
+        "--after-resume-error",
+        choices=AFTER_RESUME_ERRORS,
+        default=None,
+        help="database error for new connections right after a resume",
+    )
+    parser.add_argument(
+        "--after-resume-seconds",
+        type=_number(0),
+        default=0.0,
+        metavar="SECONDS",
+        help="how long that error window lasts (default: 0)",
+    )
+    parser.add_argument(
+        "--reset-during-resume",
+        action="store_true",
+        help="reset connections that arrive while a cluster resumes instead of holding them",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the throttling random generator")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="stderr log level (default: INFO)",
+    )
+    parser.set_defaults(handler=run_emulator)
+    return parser
+
+
+def run_emulator(args: argparse.Namespace) -> int:
+    """Run until SIGINT or SIGTERM; print the ready JSON line first.
+
+    :param args: the parsed flags.
+    """
+    logging.basicConfig(
+        level=getattr(logging, args.log_level, logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        import moto.server  # noqa: F401  (probe the optional dependency)
+
+        from airflow_aurora_wake.emulator.emulator import AuroraEmulator
+    except ImportError as exc:
+        print(
+            f"the emulator needs moto ({exc}); install airflow-aurora-wake[emulator]",
+            file=sys.stderr,
+        )
+        return 2
+    timings = Timings(
+        resume_seconds=args.resume_seconds,
+        v1_capacity_seconds=args.v1_capacity_seconds,
+        v1_connect_extra_seconds=args.v1_connect_extra_seconds,
+        start_seconds=args.start_seconds,
+        stop_seconds=args.stop_seconds,
+        deep_sleep_after_seconds=args.deep_sleep_after_seconds,
+        deep_resume_seconds=args.deep_resume_seconds,
+    )
+    faults = Faults(
+        throttle_fraction=args.throttle_fraction,
+        throttle_seconds=args.throttle_seconds,
+        server_errors=int(args.server_errors),
+        deny_actions=frozenset(args.deny_action),
+        after_resume_error=args.after_resume_error,
+        after_resume_seconds=args.after_resume_seconds,
+        reset_during_resume=args.reset_during_resume,
+        seed=args.seed,
+    )
+    specs = []
+    for raw in args.cluster or [parse_cluster(DEFAULT_CLUSTER)]:
+        values = {
+            "region": args.region,
+            "seconds_until_auto_pause": int(args.seconds_until_auto_pause),
+            **raw,
+        }
+        specs.append(ClusterSpec(**values))
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        logging.getLogger(__name__).info("received signal %s, stopping", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with AuroraEmulator(
+            specs, timings=timings, faults=faults, region=args.region, port=int(args.port)
+        ) as emu:
+            ready = {
+                "endpoint_url": emu.endpoint_url,
+                "region": emu.region,
+                "clusters": [
+                    {
+                        "identifier": ep.identifier,
+                        "kind": ep.kind,
+                        "engine": ep.engine,
+                        "host": ep.host,
+                        "port": ep.port,
+                        "arn": ep.arn,
+                    }
+                    for ep in emu.clusters()
+                ],
+            }
+            sys.stdout.write(json.dumps(ready) + "\n")
+            sys.stdout.flush()
+            for ep in emu.clusters():
+                logging.getLogger(__name__).info(
+                    "%s (%s, %s): %s:%s, status %s",
+                    ep.identifier,
+                    ep.kind,
+                    ep.engine,
+                    ep.host,
+                    ep.port,
+                    emu.status(ep.identifier),
+                )
+            logging.getLogger(__name__).info("AWS endpoint %s; Ctrl-C or SIGTERM stops", emu.endpoint_url)
+            while not stop.wait(0.5):
+                pass
+    except OSError as exc:
+        print(f"the emulator could not start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    logging.getLogger(__name__).info("emulator stopped")
+    return 0

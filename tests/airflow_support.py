@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,127 @@ def airflow_db() -> Iterator[str]:
         )
         _DB_MIGRATED = True
     yield AIRFLOW_HOME
+
+
+# --------------------------------------------------------------------------- emulator
+#: Short timings keep the suite fast; every wait still really happens.
+FAST_TIMINGS: dict[str, float] = {
+    "resume_seconds": 1.5,
+    "v1_capacity_seconds": 1.0,
+    "v1_connect_extra_seconds": 1.0,
+    "start_seconds": 2.0,
+    "stop_seconds": 1.0,
+}
+#: Logins that the real servers accept without a password (see tests/conftest.py).
+SUPERUSERS = {"postgresql": "postgres", "mysql": "root"}
+DB_CONN_ID = "aurora_db"
+
+
+@dataclass
+class EmulatedCluster:
+    """One emulated cluster and the Airflow connections that reach it.
+
+    :param emu: The running emulator.
+    :param identifier: The cluster identifier.
+    :param engine: ``postgresql`` or ``mysql``.
+    :param kind: ``serverless-v2``, ``serverless-v1`` or ``provisioned``.
+    :param aws_conn_id: AWS connection pointing at the emulator.
+    :param conn_id: Database connection with an empty host (the cluster endpoint is used).
+    """
+
+    emu: Any
+    identifier: str
+    engine: str
+    kind: str
+    aws_conn_id: str
+    conn_id: str
+
+    def counters(self) -> dict[str, Any]:
+        """The emulator's counters for this cluster (RDS calls, connection attempts...)."""
+        counters = self.emu.counters()
+        return {
+            "rds_calls": counters["rds_calls_by_cluster"].get(self.identifier, {}),
+            "connection_attempts": counters["connection_attempts"].get(self.identifier, 0),
+            "connections_completed": counters["connections_completed"].get(self.identifier, 0),
+            "data_api_calls": counters["data_api_calls"].get(self.identifier, 0),
+        }
+
+    def ready_at(self) -> float | None:
+        """When the emulator last made the cluster connectable."""
+        return self.emu.ready_at(self.identifier)
+
+    def describe(self) -> dict[str, Any]:
+        """``DescribeDBClusters`` of the cluster, through boto3 (counted by the emulator)."""
+        return self.emu.boto3_client("rds").describe_db_clusters(DBClusterIdentifier=self.identifier)[
+            "DBClusters"
+        ][0]
+
+
+@pytest.fixture
+def emulated(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Factory: start an emulator with one cluster, and the AWS and database connections to it.
+
+    ``emulated(kind=..., engine=..., state=..., data_api=..., timings=..., user=..., password=...)``
+    returns an :class:`EmulatedCluster`; the emulator stops at the end of the test. The real
+    database server of the engine must be up (the ``postgres_server`` / ``mariadb_server``
+    fixtures of tests/conftest.py fail in CI and skip elsewhere with the start command).
+    """
+    from airflow_aurora_wake.emulator import AuroraEmulator, ClusterSpec, Timings
+
+    started: list[Any] = []
+
+    def start(
+        *,
+        kind: str = "serverless-v2",
+        engine: str = "postgresql",
+        state: str = "paused",
+        data_api: bool = False,
+        identifier: str = CLUSTER,
+        timings: dict[str, float] | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        conn_extra: dict[str, Any] | None = None,
+        iam_auth: bool = False,
+    ) -> EmulatedCluster:
+        request.getfixturevalue("postgres_server" if engine == "postgresql" else "mariadb_server")
+        emu = AuroraEmulator(
+            [
+                ClusterSpec(
+                    identifier,
+                    kind=kind,
+                    engine=ENGINES[engine],
+                    state=state,
+                    data_api=data_api,
+                    iam_auth=iam_auth,
+                )
+            ],
+            timings=Timings(**{**FAST_TIMINGS, **(timings or {})}),
+        )
+        emu.start()
+        started.append(emu)
+        aws_conn_id = set_aws_connection(monkeypatch, emu)
+        set_database_connection(
+            monkeypatch,
+            DB_CONN_ID,
+            engine=engine,
+            user=user or SUPERUSERS[engine],
+            password=password,
+            extra=conn_extra,
+        )
+        return EmulatedCluster(
+            emu=emu,
+            identifier=identifier,
+            engine=engine,
+            kind=kind,
+            aws_conn_id=aws_conn_id,
+            conn_id=DB_CONN_ID,
+        )
+
+    yield start
+    for emu in started:
+        emu.shutdown()
+
+
+def context() -> dict[str, Any]:
+    """A minimal task context: the adapters read nothing from it."""
+    return {}

@@ -1,0 +1,169 @@
+"""Trigger that waits, in the triggerer, until an Aurora cluster accepts a real database connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Hashable
+from typing import Any
+
+from airflow_aurora_wake.compat import BaseTrigger, TriggerEvent
+from airflow_aurora_wake.core.errors import AuroraWakeError, ReadyTimeoutError, safe_error_text
+from airflow_aurora_wake.core.wait import WaitRequest, wait_until_ready
+from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook
+
+
+class AuroraServerlessReadyTrigger(BaseTrigger):
+    """
+    Wait until an Aurora cluster is awake and its database answers ``SELECT 1``; yield one event.
+
+    The wait is the core's ``wait_until_ready`` loop (describe the cluster, probe the database,
+    back off with jitter, classify every error as retry or fail). Waits on the same cluster, with
+    the same settings, in one triggerer share a single describe-and-probe loop, each keeping its
+    own deadline. The event is one of::
+
+        {"status": "success", **ReadyReport.as_xcom()}
+        {"status": "timeout", "message": "<diagnosis>"}
+        {"status": "error", "error_type": "<core error class>", "message": "..."}
+
+    Its kwargs are identifiers and numbers only: the database password is looked up from the
+    Airflow connection in the triggerer, and never stored with the trigger.
+
+    :param db_cluster_identifier: The DB cluster identifier (or ARN).
+    :param deadline: Absolute deadline, epoch seconds (``time.time() + timeout``), so a trigger
+        re-created on another triggerer keeps it.
+    :param aws_conn_id: The Airflow connection used for AWS credentials.
+    :param region_name: AWS region of the cluster (``None``: from the AWS connection or boto3).
+    :param verify: Whether to verify SSL certificates of the AWS API, or a CA bundle path.
+    :param botocore_config: Configuration dictionary for the botocore clients.
+    :param conn_id: Airflow connection (``postgres``/``mysql``) of the database, for
+        ``probe="connection"``.
+    :param probe: ``"connection"`` (a real database connection) or ``"data-api"``.
+    :param connect_timeout: Seconds each database connection attempt may take.
+    :param data_api_secret_arn: Secrets Manager secret ARN for ``probe="data-api"``.
+    :param database: Database name (overrides the connection's schema; Data API database).
+    :param describe_interval: Seconds between ``DescribeDBClusters`` calls while waiting.
+    :param stopped_grace: Seconds a cluster may still show ``stopped`` after a start request
+        before the wait fails.
+    """
+
+    def __init__(
+        self,
+        *,
+        db_cluster_identifier: str,
+        deadline: float,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        conn_id: str | None = None,
+        probe: str = "connection",
+        connect_timeout: float = 30.0,
+        data_api_secret_arn: str | None = None,
+        database: str | None = None,
+        describe_interval: float = 10.0,
+        stopped_grace: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.db_cluster_identifier = db_cluster_identifier
+        self.deadline = float(deadline)
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+        self.conn_id = conn_id
+        self.probe = str(probe)
+        self.connect_timeout = float(connect_timeout)
+        self.data_api_secret_arn = data_api_secret_arn
+        self.database = database
+        self.describe_interval = float(describe_interval)
+        self.stopped_grace = float(stopped_grace)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Serialize the trigger: identifiers, plain strings and numbers only (never a secret)."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "db_cluster_identifier": self.db_cluster_identifier,
+                "deadline": self.deadline,
+                "aws_conn_id": self.aws_conn_id,
+                "region_name": self.region_name,
+                "verify": self.verify,
+                "botocore_config": self.botocore_config,
+                "conn_id": self.conn_id,
+                "probe": self.probe,
+                "connect_timeout": self.connect_timeout,
+                "data_api_secret_arn": self.data_api_secret_arn,
+                "database": self.database,
+                "describe_interval": self.describe_interval,
+                "stopped_grace": self.stopped_grace,
+            },
+        )
+
+    @property
+    def share_key(self) -> Hashable:
+        """Key under which waits in one triggerer share a describe-and-probe loop."""
+        return (
+            self.db_cluster_identifier,
+            self.region_name,
+            self.aws_conn_id,
+            self.conn_id,
+            self.probe,
+            self.database,
+            self.data_api_secret_arn,
+            self.connect_timeout,
+        )
+
+    def hook(self) -> AuroraServerlessHook:
+        """Return the hook that supplies the core's AWS clients and database target."""
+        return AuroraServerlessHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            botocore_config=self.botocore_config,
+            conn_id=self.conn_id,
+            database=self.database,
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Wait until ready or the deadline, then yield exactly one event and return."""
+        try:
+            hook = self.hook()
+            region = self.region_name or await hook.aget_region_name()
+            request = WaitRequest(
+                db_cluster_identifier=self.db_cluster_identifier,
+                region_name=region,
+                probe=self.probe,  # type: ignore[arg-type]  # validated by the sensor
+                connect_timeout=self.connect_timeout,
+                describe_interval=self.describe_interval,
+                stopped_grace=self.stopped_grace,
+                data_api_secret_arn=self.data_api_secret_arn,
+                database=self.database,
+            )
+            self.log.info(
+                "Waiting for DB cluster %r (region %s) to accept a %s probe, until epoch %.1f.",
+                self.db_cluster_identifier,
+                region,
+                self.probe,
+                self.deadline,
+            )
+            report = await wait_until_ready(
+                request, hook, deadline=self.deadline, share_key=self.share_key, log=self.log.info
+            )
+        except asyncio.CancelledError:
+            self.log.info("Wait for DB cluster %r cancelled.", self.db_cluster_identifier)
+            raise
+        except ReadyTimeoutError as exc:
+            self.log.info("DB cluster %r not ready by the deadline: %s", self.db_cluster_identifier, exc)
+            event: dict[str, Any] = {"status": "timeout", "message": str(exc)}
+        except AuroraWakeError as exc:
+            self.log.error("Wait for DB cluster %r failed: %s", self.db_cluster_identifier, exc)
+            event = {"status": "error", "error_type": type(exc).__name__, "message": str(exc)}
+        except Exception as exc:
+            # Not an error the core knows: report it (without secrets) rather than crash the trigger.
+            message = safe_error_text(exc)
+            self.log.exception("Wait for DB cluster %r failed unexpectedly.", self.db_cluster_identifier)
+            event = {"status": "error", "error_type": type(exc).__name__, "message": message}
+        else:
+            self.log.info("DB cluster %r is ready.", self.db_cluster_identifier)
+            event = {"status": "success", **report.as_xcom()}
+        yield TriggerEvent(event)

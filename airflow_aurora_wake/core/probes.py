@@ -210,8 +210,9 @@ async def nudge_database(target: DatabaseTarget, *, hold_seconds: float = 3.0) -
     except AuroraWakeError as exc:
         return f"connection attempt to {target.describe()} could not be made: {exc}"
     except Exception as exc:
+        # attempt=2: for a nudge any login answer (also 28000) means the server is up and answered.
         verdict = classify_error(
-            exc, where=target.engine, target=target.describe(), secrets=[target.password]
+            exc, where=target.engine, attempt=2, target=target.describe(), secrets=[target.password]
         )
         if isinstance(exc, TimeoutError):
             return (

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import time
 import weakref
 from collections.abc import Callable, Hashable
@@ -64,6 +65,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+_NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 LogCallback = Callable[[str], None]
 
 
@@ -509,7 +511,9 @@ class _Poller:
                 else:
                     probe_failures += 1
                 next_probe_at = loop.time() + delay
-                self._state(f"probe:{verdict.reason}", self._probe_failure_message(snapshot_now, verdict))
+                # Numbers (timeouts, attempt counts) do not make a new state: log each kind once.
+                state_key = "probe:" + _NUMBERS.sub("#", verdict.reason)
+                self._state(state_key, self._probe_failure_message(snapshot_now, verdict))
                 continue
             finally:
                 self.probe_started_at = None

@@ -1,5 +1,7 @@
-"""Fakes for the core's tests (imported as ``core_fakes``; a unique name, unlike ``conftest``): a virtual-time event loop, AWS errors parsed from real wire
+"""Fakes for the core's tests: a virtual-time event loop, AWS errors parsed from real wire
 answers, a scripted RDS client and scripted probes.
+
+Imported as ``core_fakes`` (a unique module name; every test folder has its own ``conftest``).
 
 The virtual-time loop makes deadline and backoff tests exact: ``asyncio.sleep`` and timeouts
 complete instantly in loop time, and the wall clock is derived from the loop's clock.

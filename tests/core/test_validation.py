@@ -98,7 +98,7 @@ def test_probe_enum_and_data_api_needs_a_secret() -> None:
     with pytest.raises(InvalidParameterError, match="probe"):
         validate_probe("dataapi")
     assert validate_probe_settings("data-api", SECRET) == ("data-api", SECRET)
-    with pytest.raises(InvalidParameterError, match="data_api_secret_arn.*needs the ARN"):
+    with pytest.raises(InvalidParameterError, match=r"data_api_secret_arn.*needs the ARN"):
         validate_probe_settings("data-api", None)
     with pytest.raises(InvalidParameterError, match="Secrets Manager secret ARN"):
         validate_secret_arn("sales-login")

@@ -20,8 +20,8 @@ from airflow_aurora_wake.core.cluster import classify_cluster
 from airflow_aurora_wake.core.errors import (
     ClusterNotFoundError,
     ClusterStateError,
-    DatabaseConfigurationError,
     DataApiNotEnabledError,
+    DatabaseConfigurationError,
     InvalidParameterError,
     TransientError,
 )
@@ -119,7 +119,7 @@ def test_stopped_is_started_when_allowed() -> None:
 
 
 def test_stopped_without_start_if_stopped_fails_clearly() -> None:
-    with pytest.raises(ClusterStateError, match="start it .*or set start_if_stopped=True"):
+    with pytest.raises(ClusterStateError, match=r"start it .*or set start_if_stopped=True"):
         plan_wake(
             classify_cluster(provisioned_description(status="stopped")), WakeOptions(start_if_stopped=False)
         )
@@ -237,7 +237,7 @@ async def test_throttling_until_the_retry_budget_ends_raises_transient_error() -
 
 async def test_unknown_cluster_fails_at_once() -> None:
     rds = ScriptedRds([aws_error("DBClusterNotFoundFault", "not found", status=404)])
-    with pytest.raises(ClusterNotFoundError, match="'nope'.*us-west-2"):
+    with pytest.raises(ClusterNotFoundError, match=r"'nope'.*us-west-2"):
         await wake_cluster("nope", WakeOptions(), rds_client=rds, region_name="us-west-2")
     assert len(rds.describe_times) == 1
 

@@ -91,10 +91,10 @@ class _Pipe(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         self.arrived.set()
-        if self.peer is not None and self.peer.can_write_eof():
-            self.peer.write_eof()
-            return True
-        # Not spliced yet: a client that half-closes while held has given up.
+        # Neither protocol uses half-closed connections: an EOF ends the session. close()
+        # still flushes what was already written to the peer.
+        if self.peer is not None and not self.peer.is_closing():
+            self.peer.close()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -123,8 +123,8 @@ class _Pipe(asyncio.Protocol):
         if self.buffer:
             peer.write(b"".join(self.buffer))
             self.buffer.clear()
-        if self.eof and peer.can_write_eof():
-            peer.write_eof()
+        if self.eof:
+            peer.close()
 
 
 class ClusterProxy:

@@ -205,8 +205,12 @@ class AuroraEmulator:
         )
         # Werkzeug logs every request at INFO; the emulator's own log is enough.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        # A short poll interval makes shutdown() quick (it waits for the next poll).
         self._server_thread = threading.Thread(
-            target=self._server.serve_forever, name="aurora-emulator-aws", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="aurora-emulator-aws",
+            daemon=True,
         )
         self._server_thread.start()
 

@@ -19,7 +19,7 @@ from airflow_aurora_wake.emulator.pytest_plugin import (  # noqa: F401
 
 
 @pytest.fixture
-def emu(aurora_emulator_factory: Callable[..., AuroraEmulator]) -> AuroraEmulator:
+def emu(aurora_emulator_factory: Callable[..., AuroraEmulator]) -> AuroraEmulator:  # noqa: F811
     """A started emulator with the fast timings and no clusters."""
     return aurora_emulator_factory(timings=FAST)
 

@@ -13,7 +13,9 @@ trigger round trip through Airflow's own storage of trigger kwargs, and ``airflo
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import importlib
 import json
 import os
 import shutil
@@ -120,7 +122,6 @@ def roundtrip_trigger(trigger: Any) -> Any:
     from airflow.sdk.serde import deserialize as serde_deserialize
     from airflow.sdk.serde import serialize as serde_serialize
     from airflow.serialization.serialized_objects import BaseSerialization
-    from airflow.utils.module_loading import import_string
 
     classpath, kwargs = trigger.serialize()
     # Task runner -> API server (serde, JSON over the wire), then into the trigger table.
@@ -131,7 +132,8 @@ def roundtrip_trigger(trigger: Any) -> Any:
     # Airflow 2.11's storage format.
     legacy = BaseSerialization.deserialize(json.loads(json.dumps(BaseSerialization.serialize(kwargs))))
     assert legacy == from_row
-    return import_string(classpath)(**from_row)
+    module_name, _, class_name = classpath.rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)(**from_row)
 
 
 _DB_MIGRATED = False
@@ -276,3 +278,17 @@ def emulated(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) ->
 def context() -> dict[str, Any]:
     """A minimal task context: the adapters read nothing from it."""
     return {}
+
+
+async def until(condition: Any, seconds: float = 10.0) -> None:
+    """Wait, bounded by ``seconds``, until ``condition()`` holds (emulator state seen from outside).
+
+    The emulator runs in other threads and offers no event to await, so this polls between
+    event-loop turns; it synchronises on the condition, never on a fixed sleep.
+    """
+
+    async def poll() -> None:
+        while not condition():  # noqa: ASYNC110 -- no asyncio.Event exists for another thread's state
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), seconds)

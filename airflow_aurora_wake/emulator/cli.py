@@ -22,6 +22,7 @@ from airflow_aurora_wake.emulator.config import (
     ClusterSpec,
     Faults,
     Timings,
+    parse_dsn,
 )
 
 DEFAULT_CLUSTER = "demo-pg:serverless-v2:aurora-postgresql"
@@ -99,6 +100,9 @@ def parse_cluster(value: str) -> dict[str, Any]:
         except ValueError:
             raise fail(f"{key} must be a number, got {raw!r}") from None
     try:
+        if "engine" not in spec and "upstream" in spec:
+            # Without :ENGINE the upstream's scheme decides (mysql:// -> aurora-mysql).
+            spec["engine"] = _ENGINE_ALIASES[parse_dsn(spec["upstream"]).engine]
         ClusterSpec(**spec)
     except ValueError as exc:
         raise fail(str(exc)) from None

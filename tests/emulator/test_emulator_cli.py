@@ -1,0 +1,128 @@
+"""``airflow-aurora-wake emulator`` as a process, the way a user's pipeline tests run it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+
+from airflow_aurora_wake.cli import build_parser
+from airflow_aurora_wake.emulator.cli import parse_cluster
+
+
+@pytest.fixture
+def emulator_process(postgres_server: Any) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "airflow_aurora_wake.cli", "emulator",
+            "--resume-seconds", "1",
+            "--cluster", f"sales:serverless-v2:aurora-postgresql,upstream={postgres_server.dsn}",
+            "--cluster", "legacy:v1:mysql,state=available",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # the one JSON line, printed when ready
+        assert line, f"the emulator exited early: {process.stderr.read() if process.stderr else ''}"
+        yield process, json.loads(line)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+
+
+def test_cli_prints_one_json_line_serves_clusters_and_exits_0_on_sigterm(
+    emulator_process: tuple[subprocess.Popen[str], dict[str, Any]],
+) -> None:
+    process, ready = emulator_process
+    assert ready["endpoint_url"].startswith("http://127.0.0.1:")
+    assert ready["region"] == "us-east-1"
+    clusters = {c["identifier"]: c for c in ready["clusters"]}
+    assert set(clusters) == {"sales", "legacy"}
+    sales = clusters["sales"]
+    assert sales["kind"] == "serverless-v2" and sales["engine"] == "aurora-postgresql"
+    assert clusters["legacy"]["kind"] == "serverless-v1" and clusters["legacy"]["engine"] == "aurora-mysql"
+
+    rds = boto3.client(
+        "rds", endpoint_url=ready["endpoint_url"], region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+    described = rds.describe_db_clusters(DBClusterIdentifier="sales")["DBClusters"][0]
+    assert (described["Endpoint"], described["Port"]) == (sales["host"], sales["port"])
+    assert described["DBClusterArn"] == sales["arn"]
+
+    # A psql-style connect with a generous timeout, to the paused cluster, works after the resume.
+    with psycopg.connect(
+        f"host={sales['host']} port={sales['port']} user=postgres dbname=test connect_timeout=30"
+    ) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(20) == 0
+    assert process.stdout is not None and process.stdout.read() == ""  # exactly one line
+    assert process.stderr is not None and "emulator stopped" in process.stderr.read()
+
+
+def test_cli_stops_cleanly_on_sigint(emulator_process: tuple[subprocess.Popen[str], dict[str, Any]]) -> None:
+    process, _ = emulator_process
+    process.send_signal(signal.SIGINT)
+    assert process.wait(20) == 0
+
+
+def test_cluster_flag_syntax() -> None:
+    spec = parse_cluster("sales:v1:pg,state=available,data-api=true,min-capacity=2,max-capacity=8,port=0")
+    assert spec == {
+        "identifier": "sales",
+        "kind": "serverless-v1",
+        "engine": "aurora-postgresql",
+        "state": "available",
+        "data_api": True,
+        "min_capacity": 2.0,
+        "max_capacity": 8.0,
+        "port": 0,
+    }
+    inferred = parse_cluster("x,upstream=mysql://root@127.0.0.1:3306/test")
+    assert inferred["engine"] == "aurora-mysql"  # from the upstream when :ENGINE is left out
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["--cluster", "x:v7"], ["--cluster", "'x:v7'", "unknown kind", "serverless-v2"]),
+        (["--cluster", "x,data-api=maybe"], ["--cluster", "data-api must be true or false"]),
+        (["--cluster", "x:provisioned"], ["--cluster", "cannot be paused", "state='available'"]),
+        (["--cluster", "x,colour=red"], ["--cluster", "unknown option 'colour'"]),
+        (["--resume-seconds", "soon"], ["--resume-seconds", "'soon' is not a number"]),
+        (["--throttle-fraction", "2"], ["--throttle-fraction", "'2' is out of range", "from 0 to 1"]),
+        (["--after-resume-error", "boom"], ["--after-resume-error", "'boom'", "starting-up"]),
+    ],
+)
+def test_bad_flags_name_the_flag_the_value_and_the_fix(
+    argv: list[str], fragments: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["emulator", *argv])
+    assert exc.value.code == 2
+    message = capsys.readouterr().err
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_defaults_to_one_paused_v2_postgresql_cluster() -> None:
+    args = build_parser().parse_args(["emulator"])
+    assert isinstance(args, argparse.Namespace)
+    assert args.cluster is None  # the handler then uses demo-pg
+    assert parse_cluster("demo-pg:serverless-v2:aurora-postgresql")["identifier"] == "demo-pg"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -78,6 +79,25 @@ def _connection_not_found(conn_id: str) -> InvalidParameterError:
         f"secrets backend, or an AIRFLOW_CONN_{conn_id.upper()} environment variable, which must "
         "then be set for the worker and for the triggerer)",
     )
+
+
+class _DropSignatures(logging.Filter):
+    """Drop botocore's DEBUG ``Signature:`` lines: for a presigned IAM token, that is the token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Signature:"))
+
+
+def _hide_presigned_signatures() -> None:
+    """Keep IAM token signatures out of logs even when botocore logs at DEBUG (idempotent).
+
+    ``botocore.auth`` logs every SigV4 signature at DEBUG, including the one that makes an
+    IAM database token; with the canonical request logged next to it, the token could be
+    rebuilt from the log. Only those lines are dropped, and only once IAM tokens are in use.
+    """
+    botocore_auth = logging.getLogger("botocore.auth")
+    if not any(isinstance(existing, _DropSignatures) for existing in botocore_auth.filters):
+        botocore_auth.addFilter(_DropSignatures())
 
 
 class AuroraServerlessHook(BaseHook):
@@ -277,6 +297,7 @@ class AuroraServerlessHook(BaseHook):
         The token is a local SigV4 signature (no network call); it is returned to the core's
         probe and never logged or kept here.
         """
+        _hide_presigned_signatures()
 
         async def provide_token() -> str:
             async with self._client("rds", aws_conn_id) as client:

@@ -81,10 +81,6 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
     Returns (XCom) the ready report: ``ready_at``, ``seconds_waited``, ``attempts``,
     ``rds_calls``, ``kind``, ``engine``, ``endpoint``.
 
-    .. seealso::
-        For more information on how to use this sensor, take a look at the guide:
-        the project README.
-
     :param db_cluster_identifier: The DB cluster identifier (or ARN). (templated)
     :param aws_conn_id: The Airflow connection used for AWS credentials. If this is ``None`` or
         empty then the default boto3 behaviour is used. (templated)
@@ -240,7 +236,7 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
         """One attempt (describe and probe) per poke, with the same core as the trigger."""
         request, hook = self._validated_request()
         if self._poke_started is None:
-            self._poke_started = time.time()
+            self._poke_started = self._first_poke_time(context)
         self._pokes += 1
         outcome = run_sync(
             check_ready_once(request, hook, waiting_since=self._poke_started, attempt=self._pokes)
@@ -253,6 +249,20 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
             )
         self.log.info("%s.", outcome.detail)
         return False
+
+    def _first_poke_time(self, context: Context) -> float:
+        """When this wait began: the first reschedule in ``mode="reschedule"``, else now.
+
+        ``stopped_grace`` is measured from it, so a stopped cluster fails after the grace in
+        both poke modes.
+        """
+        if self.reschedule:
+            ti = context.get("ti")
+            first_reschedule = getattr(ti, "get_first_reschedule_date", None)
+            first = first_reschedule(context) if callable(first_reschedule) else None
+            if first is not None:
+                return float(first.timestamp())
+        return time.time()
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: return the ready report, or raise the timeout or the error.

@@ -200,6 +200,15 @@ def test_poke_mode_soft_fail_skips_only_the_timeout(emulated: Any) -> None:
         misconfigured.execute(context())
 
 
+def test_poke_mode_fails_a_stopped_cluster_after_the_grace_not_at_the_timeout(emulated: Any) -> None:
+    cluster = emulated(kind="provisioned", state="stopped")
+    task = sensor(cluster, deferrable=False, poke_interval=0.2, stopped_grace=2, timeout=TIMEOUT)
+    with pytest.raises(ClusterStateError, match=r"stayed stopped for 2 s"):
+        task.execute(context())
+    describes = cluster.counters()["rds_calls"]["DescribeDBClusters"]
+    assert describes >= 2  # it did wait through the grace, one describe per poke
+
+
 # --------------------------------------------------------------- fail fast, first attempt
 def assert_first_attempt(cluster: EmulatedCluster) -> None:
     counters = cluster.counters()

@@ -188,6 +188,7 @@ class AwsEndpointApp:
             model = emulator._find_model(identifier, region)
             if model is not None:
                 model.mark_deleted()
+                emulator._sync(model.identifier)
         elif action in ("CreateDBCluster", "RestoreDBClusterFromSnapshot") and identifier:
             emulator._adopt_cluster(identifier, region, data_api=form.get("EnableHttpEndpoint") == "true")
         elif action == "CreateDBInstance":
@@ -217,6 +218,7 @@ class AwsEndpointApp:
             model.start()
         except ClusterStateError as exc:
             return query_error("InvalidDBClusterStateFault", str(exc), 400)
+        self.emulator._sync(model.identifier)
         return self._serialize_cluster("StartDBCluster", model)
 
     def _stop(self, form: dict[str, str], identifier: str | None, region: str) -> Response:
@@ -227,6 +229,8 @@ class AwsEndpointApp:
             model.stop()
         except ClusterStateError as exc:
             return query_error("InvalidDBClusterStateFault", str(exc), 400)
+        # The endpoint refuses before the answer reaches the caller.
+        self.emulator._sync(model.identifier)
         return self._serialize_cluster("StopDBCluster", model)
 
     def _modify_capacity(self, form: dict[str, str], identifier: str | None, region: str) -> Response:

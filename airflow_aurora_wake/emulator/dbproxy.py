@@ -146,6 +146,11 @@ class ClusterProxy:
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
 
+    @property
+    def is_listening(self) -> bool:
+        """Whether the listening socket is open (read from any thread; a plain attribute read)."""
+        return self._server is not None
+
     @staticmethod
     def reserve_port(host: str, port: int | None) -> socket.socket:
         """Bind (without listening) the socket that keeps the cluster's port reserved.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import secrets
 import threading
@@ -71,7 +72,13 @@ class AuroraEmulator:
         self.host = host
         self._requested_port = port
         # moto's backends are process-global, keyed by account: a private account per emulator.
-        self.account_id = account_id or str(secrets.randbelow(9 * 10**11) + 10**11)
+        # MOTO_ACCOUNT_ID overrides the account moto's server uses for every request, so the
+        # emulator must follow it (and then loses isolation, and leaves that account's state).
+        forced = os.environ.get("MOTO_ACCOUNT_ID")
+        if forced:
+            log.warning("MOTO_ACCOUNT_ID is set: emulators in this process share account %s", forced)
+        self.account_id = forced or account_id or str(secrets.randbelow(9 * 10**11) + 10**11)
+        self._owns_account = not forced
         self._lock = threading.RLock()
         self._models: dict[str, ClusterModel] = {}
         self._proxies: dict[str, ClusterProxy] = {}
@@ -162,7 +169,7 @@ class AuroraEmulator:
             loop.close()
         self._loop = None
         self._proxies.clear()
-        if self._started:
+        if self._started and self._owns_account:
             try:
                 motoglue.forget_account(self.account_id)
             except Exception:
@@ -198,13 +205,16 @@ class AuroraEmulator:
         )
         from werkzeug.serving import make_server
 
+        class QuietRequestHandler(MotoRequestHandler):
+            # Werkzeug logs every request at INFO; polling clients would flood the log.
+            def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+                pass
+
         inner = DomainDispatcherApplication(create_backend_app)
         app = AwsEndpointApp(self, inner)
         self._server = make_server(
-            self.host, self._requested_port, app, threaded=True, request_handler=MotoRequestHandler
+            self.host, self._requested_port, app, threaded=True, request_handler=QuietRequestHandler
         )
-        # Werkzeug logs every request at INFO; the emulator's own log is enough.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # A short poll interval makes shutdown() quick (it waits for the next poll).
         self._server_thread = threading.Thread(
             target=self._server.serve_forever,
@@ -285,6 +295,7 @@ class AuroraEmulator:
             self._models[key] = model
             self._proxies[key] = proxy
         model.on_change = self._on_model_change
+        model.on_observe = self._on_model_observe
         self._call(proxy.reconcile())
         log.info(
             "cluster %s (%s, %s) at %s:%s, %s",
@@ -342,7 +353,9 @@ class AuroraEmulator:
 
         :param identifier: the cluster identifier.
         """
-        return self._model(identifier).advance().value
+        model = self._model(identifier)
+        model.observe()
+        return model.advance().value
 
     def pause(self, identifier: str, *, paused_for: float = 0.0) -> None:
         """Pause a serverless cluster at once (open sessions are cut).
@@ -351,6 +364,7 @@ class AuroraEmulator:
         :param paused_for: pretend it was paused this many seconds ago (deep-sleep tests).
         """
         self._model(identifier).force_pause(paused_for=paused_for)
+        self._sync(identifier)
 
     def wake(self, identifier: str) -> None:
         """Make a cluster available at once (also a stopped one): test setup, no resume delay.
@@ -358,6 +372,7 @@ class AuroraEmulator:
         :param identifier: the cluster identifier.
         """
         self._model(identifier).force_wake()
+        self._sync(identifier)
 
     def stop_cluster(self, identifier: str) -> None:
         """Stop a cluster at once (``StopDBCluster`` takes ``stop_seconds``; this does not).
@@ -365,6 +380,7 @@ class AuroraEmulator:
         :param identifier: the cluster identifier.
         """
         self._model(identifier).force_stop()
+        self._sync(identifier)
 
     def delete(self, identifier: str) -> None:
         """Delete a cluster (in moto too): its endpoint refuses, Describe answers 404.
@@ -378,6 +394,7 @@ class AuroraEmulator:
                 backend.databases.pop(name, None)
         backend.clusters.pop(model.identifier, None)
         model.mark_deleted()
+        self._sync(identifier)
 
     def set_timings(self, identifier: str, timings: Timings) -> None:
         """Change a cluster's timings (applies to transitions requested from now on).
@@ -462,6 +479,8 @@ class AuroraEmulator:
         """Everything observable, as JSON (the same document as ``GET /_emulator/state``)."""
         with self._lock:
             models = list(self._models.values())
+        for model in models:
+            model.observe()
         return {
             "endpoint_url": self.endpoint_url if self._server is not None else None,
             "region": self.region,
@@ -559,7 +578,24 @@ class AuroraEmulator:
         motoglue.attach_cluster(cluster, model)
         motoglue.attach_cluster_instances(self.account_id, model)
         model.on_change = self._on_model_change
+        model.on_observe = self._on_model_observe
         self._call(proxy.reconcile())
+
+    def _sync(self, identifier: str) -> None:
+        """Apply a cluster's side effects (listener, held connections) before returning, so a
+        caller that stops a cluster sees its port refuse at once."""
+        proxy = self._proxies.get(identifier.lower())
+        loop = self._loop
+        if proxy is not None and loop is not None and loop.is_running():
+            self._call(proxy.reconcile())
+
+    def _on_model_observe(self, model: ClusterModel) -> None:
+        proxy = self._proxies.get(model.identifier.lower())
+        thread = self._loop_thread
+        if proxy is None or thread is None or threading.get_ident() == thread.ident:
+            return
+        if proxy.is_listening != model.is_listening():
+            self._sync(model.identifier)
 
     def _on_model_change(self, model: ClusterModel) -> None:
         loop = self._loop

@@ -79,6 +79,10 @@ class ClusterModel:
         self.timeline: list[TimelineEvent] = []
         #: Called (outside the lock) after every change that may need a side effect.
         self.on_change: Callable[[ClusterModel], None] | None = None
+        #: Called before the state is reported to a client, so that a lazily applied
+        #: transition (starting -> available) has its side effect (the port listening again)
+        #: before anyone can see it.
+        self.on_observe: Callable[[ClusterModel], None] | None = None
         # Transition bookkeeping.
         self.phase = Phase.AVAILABLE
         self.phase_until: float | None = None
@@ -135,6 +139,12 @@ class ClusterModel:
         """When the next automatic transition is due (``None``: nothing scheduled)."""
         with self.lock:
             return self._next_due()
+
+    def observe(self) -> None:
+        """Bring side effects up to date before reporting the state (see ``on_observe``)."""
+        callback = self.on_observe
+        if callback is not None:
+            callback(self)
 
     def status(self) -> str:
         """The ``Status`` DescribeDBClusters reports now."""

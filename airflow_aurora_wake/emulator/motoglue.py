@@ -63,6 +63,7 @@ class EmulatedDBCluster(DBCluster):
 
     @property  # type: ignore[override]
     def status(self) -> str:
+        self._model.observe()
         return self._model.status()
 
     @status.setter
@@ -154,6 +155,7 @@ class EmulatedDBInstance(DBInstanceClustered):
 
     @property  # type: ignore[override]
     def status(self) -> str:
+        self._model.observe()
         return self._model.instance_status()
 
     @status.setter

@@ -8,19 +8,23 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import psycopg
 import pytest
+from emulator_helpers import wait_until
 
 from airflow_aurora_wake.cli import build_parser
 from airflow_aurora_wake.emulator.cli import parse_cluster
 
 
 @pytest.fixture
-def emulator_process(postgres_server: Any) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+def emulator_process(
+    postgres_server: Any,
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any], list[str]]]:
     process = subprocess.Popen(
         [
             sys.executable, "-m", "airflow_aurora_wake.cli", "emulator",
@@ -33,21 +37,26 @@ def emulator_process(postgres_server: Any) -> Iterator[tuple[subprocess.Popen[st
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
+    # Drain stderr all along, so a chatty log can never block the process on a full pipe.
+    stderr: list[str] = []
+    assert process.stderr is not None and process.stdout is not None
+    drain = threading.Thread(target=lambda: stderr.extend(process.stderr), daemon=True)  # type: ignore[arg-type]
+    drain.start()
     try:
-        assert process.stdout is not None
         line = process.stdout.readline()  # the one JSON line, printed when ready
-        assert line, f"the emulator exited early: {process.stderr.read() if process.stderr else ''}"
-        yield process, json.loads(line)
+        assert line, f"the emulator exited early: {''.join(stderr)}"
+        yield process, json.loads(line), stderr
     finally:
         if process.poll() is None:
             process.kill()
         process.wait(10)
+        drain.join(10)
 
 
 def test_cli_prints_one_json_line_serves_clusters_and_exits_0_on_sigterm(
-    emulator_process: tuple[subprocess.Popen[str], dict[str, Any]],
+    emulator_process: tuple[subprocess.Popen[str], dict[str, Any], list[str]],
 ) -> None:
-    process, ready = emulator_process
+    process, ready, stderr = emulator_process
     assert ready["endpoint_url"].startswith("http://127.0.0.1:")
     assert ready["region"] == "us-east-1"
     clusters = {c["identifier"]: c for c in ready["clusters"]}
@@ -71,15 +80,17 @@ def test_cli_prints_one_json_line_serves_clusters_and_exits_0_on_sigterm(
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
     process.send_signal(signal.SIGTERM)
-    assert process.wait(20) == 0
+    assert process.wait(30) == 0
     assert process.stdout is not None and process.stdout.read() == ""  # exactly one line
-    assert process.stderr is not None and "emulator stopped" in process.stderr.read()
+    wait_until(lambda: "emulator stopped" in "".join(stderr), 10, "the last log line")
 
 
-def test_cli_stops_cleanly_on_sigint(emulator_process: tuple[subprocess.Popen[str], dict[str, Any]]) -> None:
-    process, _ = emulator_process
+def test_cli_stops_cleanly_on_sigint(
+    emulator_process: tuple[subprocess.Popen[str], dict[str, Any], list[str]],
+) -> None:
+    process, _, _ = emulator_process
     process.send_signal(signal.SIGINT)
-    assert process.wait(20) == 0
+    assert process.wait(30) == 0
 
 
 def test_cluster_flag_syntax() -> None:
@@ -126,3 +137,16 @@ def test_defaults_to_one_paused_v2_postgresql_cluster() -> None:
     assert isinstance(args, argparse.Namespace)
     assert args.cluster is None  # the handler then uses demo-pg
     assert parse_cluster("demo-pg:serverless-v2:aurora-postgresql")["identifier"] == "demo-pg"
+
+
+def test_without_moto_the_command_says_what_to_install() -> None:
+    # Building the parser must not import moto; running the command without it exits 2.
+    code = (
+        "import sys; sys.modules['moto'] = None; sys.modules['moto.server'] = None\n"
+        "from airflow_aurora_wake.cli import main\n"
+        "sys.exit(main(['emulator']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "install airflow-aurora-wake[emulator]" in result.stderr
+    assert result.stdout == ""

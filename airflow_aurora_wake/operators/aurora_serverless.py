@@ -157,7 +157,10 @@ class AuroraServerlessWakeOperator(BaseOperator):
         return identifier, hook, options
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Describe the cluster once, send the fitting wake request, return the result."""
+        """Describe the cluster once, send the fitting wake request, return the result.
+
+        :param context: The task context.
+        """
         identifier, hook, options = self._validated()
         result = run_sync(self._wake(identifier, hook, options))
         xcom = result.as_xcom()
@@ -173,6 +176,12 @@ class AuroraServerlessWakeOperator(BaseOperator):
         return xcom
 
     async def _wake(self, identifier: str, hook: AuroraServerlessHook, options: WakeOptions) -> WakeResult:
+        """Describe once (retrying only throttling and network errors), plan, send the wake.
+
+        :param identifier: The validated cluster identifier.
+        :param hook: The hook with the AWS and database connections.
+        :param options: The validated wake options.
+        """
         region = hook.region_name or await hook.aget_region_name()
         calls = RdsCalls()
         async with hook.rds_client() as rds, hook.rds_data_client() as rds_data:

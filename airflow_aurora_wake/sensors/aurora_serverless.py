@@ -202,7 +202,10 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
 
     # ------------------------------------------------------------------- running
     def execute(self, context: Context) -> Any:
-        """Check once; return at once if ready, else defer (or poke when not deferrable)."""
+        """Check once; return at once if ready, else defer (or poke when not deferrable).
+
+        :param context: The task context.
+        """
         request, hook = self._validated_request()
         if not self.deferrable:
             return super().execute(context)
@@ -233,7 +236,10 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        """One attempt (describe and probe) per poke, with the same core as the trigger."""
+        """One attempt (describe and probe) per poke, with the same core as the trigger.
+
+        :param context: The task context.
+        """
         request, hook = self._validated_request()
         if self._poke_started is None:
             self._poke_started = self._first_poke_time(context)
@@ -255,6 +261,8 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
 
         ``stopped_grace`` is measured from it, so a stopped cluster fails after the grace in
         both poke modes.
+
+        :param context: The task context.
         """
         if self.reschedule:
             ti = context.get("ti")

@@ -13,6 +13,8 @@ from emulator_helpers import FAST, NO_RETRY, error_of, events, wait_until
 
 from airflow_aurora_wake.emulator import AuroraEmulator, ClusterSpec, Faults, Timings
 
+pytestmark = [pytest.mark.emulator, pytest.mark.db]
+
 
 def describe(rds: Any, identifier: str) -> dict[str, Any]:
     clusters: list[dict[str, Any]] = rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"]

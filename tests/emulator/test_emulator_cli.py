@@ -20,6 +20,8 @@ from emulator_helpers import wait_until
 from airflow_aurora_wake.cli import build_parser
 from airflow_aurora_wake.emulator.cli import parse_cluster
 
+pytestmark = [pytest.mark.emulator, pytest.mark.db]
+
 
 @pytest.fixture
 def emulator_process(

@@ -11,6 +11,8 @@ from emulator_helpers import FAST, NO_RETRY, error_of, events, wait_until
 
 from airflow_aurora_wake.emulator import AuroraEmulator, ClusterSpec, Faults
 
+pytestmark = [pytest.mark.emulator, pytest.mark.db]
+
 ENGINE = {"postgresql": "aurora-postgresql", "mysql": "aurora-mysql"}
 
 

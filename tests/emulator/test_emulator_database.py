@@ -14,6 +14,8 @@ from emulator_helpers import FAST, events, wait_until
 
 from airflow_aurora_wake.emulator import AuroraEmulator, ClusterEndpoint, ClusterSpec, Faults, Timings
 
+pytestmark = [pytest.mark.emulator, pytest.mark.db]
+
 ENGINE = {"postgresql": "aurora-postgresql", "mysql": "aurora-mysql"}
 
 

@@ -8,6 +8,8 @@ from emulator_helpers import FAST
 from airflow_aurora_wake.emulator import ClusterSpec, Faults, Timings
 from airflow_aurora_wake.emulator.model import ClusterModel, ClusterStateError, Phase
 
+pytestmark = pytest.mark.emulator
+
 T0 = 1_800_000_000.0
 
 

@@ -11,6 +11,7 @@ import os
 import socket
 from dataclasses import dataclass
 
+import airflow_support  # noqa: F401  (configures Airflow before anything imports it)
 import pytest
 
 IN_CI = bool(os.environ.get("CI"))

@@ -12,8 +12,9 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_aurora_wake.emulator.config import (
     AFTER_RESUME_ERRORS,
@@ -24,6 +25,9 @@ from airflow_aurora_wake.emulator.config import (
     Timings,
     parse_dsn,
 )
+
+if TYPE_CHECKING:
+    from airflow_aurora_wake.emulator.emulator import AuroraEmulator
 
 DEFAULT_CLUSTER = "demo-pg:serverless-v2:aurora-postgresql"
 
@@ -235,6 +239,27 @@ def add_emulator_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _log_new_timeline_events(emu: AuroraEmulator, reported: dict[str, int]) -> None:
+    """Log each cluster's timeline events not logged yet, so a user sees it pause and wake.
+
+    :param emu: the running emulator.
+    :param reported: identifier -> number of events already logged; updated in place.
+    """
+    logger = logging.getLogger(__name__)
+    for ep in emu.clusters():
+        events = emu.timeline(ep.identifier)
+        for event in events[reported.get(ep.identifier, 0) :]:
+            detail = ", ".join(f"{key}={value}" for key, value in sorted(event.detail.items()))
+            logger.info(
+                "%s: %s at %s%s",
+                ep.identifier,
+                event.event,
+                time.strftime("%H:%M:%S", time.localtime(event.at)) + f".{int(event.at % 1 * 1000):03d}",
+                f" ({detail})" if detail else "",
+            )
+        reported[ep.identifier] = len(events)
+
+
 def run_emulator(args: argparse.Namespace) -> int:
     """Run until SIGINT or SIGTERM; print the ready JSON line first.
 
@@ -322,8 +347,9 @@ def run_emulator(args: argparse.Namespace) -> int:
                     emu.status(ep.identifier),
                 )
             logging.getLogger(__name__).info("AWS endpoint %s; Ctrl-C or SIGTERM stops", emu.endpoint_url)
+            reported: dict[str, int] = {}
             while not stop.wait(0.5):
-                pass
+                _log_new_timeline_events(emu, reported)
     except OSError as exc:
         print(f"the emulator could not start: {exc}", file=sys.stderr)
         return 1

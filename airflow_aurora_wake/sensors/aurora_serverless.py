@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -26,6 +27,9 @@ from airflow_aurora_wake.hooks._params import (
 )
 from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook, run_sync
 from airflow_aurora_wake.triggers.aurora_serverless import AuroraServerlessReadyTrigger
+
+#: Seconds the check before deferring may spend on one connection attempt (see ``execute``).
+FIRST_CHECK_CONNECT_TIMEOUT = 5.0
 
 _CONN_ID_FIX = (
     "give the id of a postgres or mysql Airflow connection to the cluster's database "
@@ -210,7 +214,13 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         started = time.time()
-        outcome = run_sync(check_ready_once(request, hook, waiting_since=started))
+        # A paused cluster holds a connection attempt open until it has resumed. The check before
+        # deferring gets a short connect timeout, so the wait for a resume happens in the
+        # triggerer, not in a worker slot; a warm cluster still answers within it.
+        first_check = dataclasses.replace(
+            request, connect_timeout=min(request.connect_timeout, FIRST_CHECK_CONNECT_TIMEOUT)
+        )
+        outcome = run_sync(check_ready_once(first_check, hook, waiting_since=started))
         if outcome.ready:
             self.log.info("%s: no deferral needed.", outcome.detail)
             return _ready_xcom(outcome, started=started, attempts=1)

@@ -1,101 +1,101 @@
-"""The example DAG, run whole with ``dag.test()`` against the emulator on both engines.
+"""``example_aurora_serverless_wake``, run whole with ``dag.test()`` against the emulator.
 
-``dag.test()`` runs the deferred sensor's trigger inline (Airflow 3.3), so this is wake, a real
-deferral, the trigger, the resume and the SQL step, in one process. It does not enforce the
-deferral timeout: pytest-timeout bounds the test from outside.
+A paused Serverless v2 cluster on both engines: the wake nudges it, the sensor waits for a real
+connection, then the common SQL provider's operator creates the ETL table, loads 3 rows tagged
+with the run id and reads them back. The rows are then checked on the real server behind the
+emulated cluster.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import pytest
-from airflow_support import (
-    EXAMPLE_DAGS_FOLDER,
-    SUPERUSERS,
-    set_aws_connection,
-    set_database_connection,
+from airflow_support import set_aws_connection
+from example_support import (
+    SALES_ROWS,
+    load_example_dag,
+    run_state,
+    sales_rows,
+    set_cluster_database_connection,
+    task_states_and_xcoms,
 )
 
-from airflow_aurora_wake.triggers.aurora_serverless import AuroraServerlessReadyTrigger
-
-EXAMPLE = EXAMPLE_DAGS_FOLDER / "example_aurora_serverless_wake.py"
-
-
-def load_example_dag() -> Any:
-    spec = importlib.util.spec_from_file_location("example_aurora_serverless_wake", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.dag
+DAG_ID = "example_aurora_serverless_wake"
 
 
 def test_example_dag_structure() -> None:
-    dag = load_example_dag()
-    assert dag.dag_id == "example_aurora_serverless_wake"
-    assert [task.task_id for task in dag.topological_sort()] == ["wake", "ready", "query"]
+    dag = load_example_dag(DAG_ID)
+    assert dag.dag_id == DAG_ID
+    assert [task.task_id for task in dag.topological_sort()] == [
+        "wake",
+        "ready",
+        "create_table",
+        "load_rows",
+        "read_back",
+    ]
     assert dag.get_task("ready").deferrable is True
+    assert {type(dag.get_task(t)).__name__ for t in ("create_table", "load_rows", "read_back")} == {
+        "SQLExecuteQueryOperator"
+    }
 
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("engine", ["postgresql", "mysql"])
-def test_dag_test_wakes_waits_deferred_and_queries(
-    airflow_db: str, emulated: Any, monkeypatch: pytest.MonkeyPatch, engine: str
+def test_dag_test_wakes_waits_and_runs_the_etl(
+    airflow_db: str,
+    emulated: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    engine: str,
 ) -> None:
-    # A stopped cluster: the wake starts it, the sensor's first check sees "starting" and defers.
-    cluster = emulated(kind="provisioned", engine=engine, state="stopped", timings={"start_seconds": 2})
+    cluster = emulated(kind="serverless-v2", engine=engine, state="paused")
+    server = request.getfixturevalue("postgres_server" if engine == "postgresql" else "mariadb_server")
     conn_id = "aurora_pg" if engine == "postgresql" else "aurora_mysql"
     set_aws_connection(monkeypatch, cluster.emu, conn_id="aws_default")
-    set_database_connection(monkeypatch, conn_id, engine=engine, user=SUPERUSERS[engine])
+    set_cluster_database_connection(monkeypatch, conn_id, cluster, engine=engine)
     monkeypatch.setenv("AIRFLOW_VAR_AURORA_WAKE_EXAMPLE_CLUSTER", cluster.identifier)
     monkeypatch.setenv("AIRFLOW_VAR_AURORA_WAKE_EXAMPLE_CONN_ID", conn_id)
 
-    trigger_runs: list[dict[str, Any]] = []
-    original_run = AuroraServerlessReadyTrigger.run
-
-    async def spy_run(self: AuroraServerlessReadyTrigger) -> Any:
-        trigger_runs.append(self.serialize()[1])
-        async for event in original_run(self):
-            yield event
-
-    monkeypatch.setattr(AuroraServerlessReadyTrigger, "run", spy_run)
-
-    run = load_example_dag().test()
-
-    assert str(run.state) in ("success", "DagRunState.SUCCESS")
-    states, xcoms = task_states_and_xcoms(run.dag_id, run.run_id)
-    assert states == {"wake": "success", "ready": "success", "query": "success"}
-    assert xcoms["wake"]["action"] == "start-db-cluster"
-    # The sensor deferred: its trigger ran (inline) for this cluster and connection.
-    assert len(trigger_runs) == 1
-    assert trigger_runs[0]["db_cluster_identifier"] == cluster.identifier
-    assert trigger_runs[0]["conn_id"] == conn_id
-    assert xcoms["ready"]["kind"] == "provisioned"
-    ready_at = cluster.ready_at()
-    assert ready_at is not None and xcoms["ready"]["ready_at"] >= ready_at
-    assert xcoms["query"]["conn_type"] == ("postgres" if engine == "postgresql" else "mysql")
-    assert xcoms["query"]["tables"] > 0
-    counters = cluster.counters()
-    assert counters["rds_calls"]["StartDBCluster"] == 1
-    assert counters["connections_completed"] >= 2  # the readiness probe and the SQL step
+    run = load_example_dag(DAG_ID).test()
+    try:
+        assert run_state(run) == "success"
+        states, xcoms = task_states_and_xcoms(run.dag_id, run.run_id)
+        assert states == dict.fromkeys(["wake", "ready", "create_table", "load_rows", "read_back"], "success")
+        # The cluster was paused: the wake nudged it with a connection attempt, which resumed it.
+        assert xcoms["wake"]["kind"] == "serverless-v2"
+        assert xcoms["wake"]["action"] == "connection-nudge"
+        events = [event.event for event in cluster.emu.timeline(cluster.identifier)]
+        assert events[events.index("paused") :][:3] == ["paused", "resume-requested", "ready"]
+        # Ready only once the emulator really made the cluster connectable.
+        ready_at = cluster.ready_at()
+        assert ready_at is not None and xcoms["ready"]["ready_at"] >= ready_at
+        # The ETL: 3 rows of this run read back by the task, and really in the database.
+        assert xcoms["read_back"] == SALES_ROWS
+        assert sales_rows(server, run.run_id) == SALES_ROWS
+    finally:
+        sales_rows(server, run.run_id, delete=True)
 
 
-def task_states_and_xcoms(dag_id: str, run_id: str) -> tuple[dict[str, str], dict[str, Any]]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
+@pytest.mark.timeout(180)
+def test_read_back_fails_when_the_rows_are_not_there(
+    airflow_db: str,
+    emulated: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_server: Any,
+) -> None:
+    """The read-back step checks the ETL: rows missing (here: loaded nowhere) fail the run."""
+    cluster = emulated(kind="serverless-v2", engine="postgresql", state="available")
+    set_aws_connection(monkeypatch, cluster.emu, conn_id="aws_default")
+    set_cluster_database_connection(monkeypatch, "aurora_pg", cluster, engine="postgresql")
+    monkeypatch.setenv("AIRFLOW_VAR_AURORA_WAKE_EXAMPLE_CLUSTER", cluster.identifier)
+    dag = load_example_dag(DAG_ID)
+    # A load step that writes nothing: the SQL stays valid, the rows never arrive.
+    dag.get_task("load_rows").sql = ["SELECT 1"]
 
-    with create_session() as session:
-        instances = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
-        )
-        states = {ti.task_id: getattr(ti.state, "value", ti.state) for ti in instances}
-        rows = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value"
-            )
-        )
-        xcoms = {row.task_id: XComModel.deserialize_value(row) for row in rows}
-    return states, xcoms
+    run = dag.test()
+
+    assert run_state(run) == "failed"
+    states, _ = task_states_and_xcoms(run.dag_id, run.run_id)
+    assert states["load_rows"] == "success"
+    assert states["read_back"] == "failed"

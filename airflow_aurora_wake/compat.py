@@ -10,6 +10,7 @@ asynchronous connection look-up used by triggers.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow import __version__ as _AIRFLOW_VERSION
@@ -67,6 +68,36 @@ else:
     )
 
 
+def first_reschedule_date(context: Context) -> datetime | None:
+    """When a sensor in ``mode="reschedule"`` first ran in this try, or ``None`` before any reschedule.
+
+    Airflow 3 asks the task runner (``ti.get_first_reschedule_date``); Airflow 2.11 has no such
+    method on the task instance and reads the ``task_reschedule`` table, as its own
+    ``BaseSensorOperator.execute`` does (``airflow.sensors.base._orig_start_date``).
+
+    :param context: The task context of the running sensor.
+    """
+    ti = context.get("ti")
+    if ti is None:
+        return None
+    if AIRFLOW_V_3_0_PLUS:
+        first: datetime | None = ti.get_first_reschedule_date(context)
+        return first
+    from airflow.sensors.base import _orig_start_date
+
+    task = context.get("task")
+    retries = int(getattr(task, "retries", 0) or 0)
+    first_try_number = int(ti.max_tries or 0) - retries + 1
+    started: datetime | None = _orig_start_date(
+        dag_id=ti.dag_id,
+        task_id=ti.task_id,
+        run_id=ti.run_id,
+        map_index=ti.map_index,
+        try_number=first_try_number,
+    )
+    return started
+
+
 async def get_async_connection(conn_id: str) -> Connection:
     """Look up an Airflow connection without blocking the event loop (triggers, ``asyncio.run``).
 
@@ -110,6 +141,7 @@ __all__ = [
     "TriggerEvent",
     "Variable",
     "conf",
+    "first_reschedule_date",
     "get_async_connection",
     "get_async_extra_dejson",
     "task",

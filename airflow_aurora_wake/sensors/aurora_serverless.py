@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow_aurora_wake.compat import AirflowSensorTimeout, BaseSensorOperator, Context, PokeReturnValue
+from airflow_aurora_wake.compat import (
+    AirflowSensorTimeout,
+    BaseSensorOperator,
+    Context,
+    PokeReturnValue,
+    first_reschedule_date,
+)
 from airflow_aurora_wake.core import errors as core_errors
 from airflow_aurora_wake.core.errors import AuroraWakeError, InvalidParameterError
 from airflow_aurora_wake.core.validation import (
@@ -275,9 +281,7 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
         :param context: The task context.
         """
         if self.reschedule:
-            ti = context.get("ti")
-            first_reschedule = getattr(ti, "get_first_reschedule_date", None)
-            first = first_reschedule(context) if callable(first_reschedule) else None
+            first = first_reschedule_date(context)
             if first is not None:
                 return float(first.timestamp())
         return time.time()

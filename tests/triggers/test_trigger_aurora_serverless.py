@@ -14,7 +14,7 @@ from typing import Any
 
 import psutil
 import pytest
-from airflow_support import EmulatedCluster, roundtrip_trigger, until
+from airflow_support import AIRFLOW_2, EmulatedCluster, roundtrip_trigger, until
 
 from airflow_aurora_wake.core.wait import SHARED_WAITS
 from airflow_aurora_wake.triggers.aurora_serverless import AuroraServerlessReadyTrigger
@@ -175,15 +175,24 @@ async def test_cancellation_leaves_no_socket_open(emulated: Any) -> None:
 
 
 async def test_state_changes_are_logged_through_the_trigger_logger(
-    emulated: Any, capsys: pytest.CaptureFixture[str]
+    emulated: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     cluster = emulated(kind="serverless-v1", state="paused")
     instance = trigger(cluster)
     capsys.readouterr()
+    caplog.clear()
     payload = await first_event(instance)
     assert payload["status"] == "success"
-    # Airflow 3 loggers are structlog loggers that render to stdout: one line per state change.
-    lines = [line for line in capsys.readouterr().out.splitlines() if "AuroraServerlessReadyTrigger]" in line]
+    # One line per state change. Airflow 3 loggers are structlog loggers that render to stdout;
+    # Airflow 2.11's are standard logging loggers named after the trigger class.
+    if AIRFLOW_2:
+        lines = [
+            rec.getMessage() for rec in caplog.records if rec.name.endswith(".AuroraServerlessReadyTrigger")
+        ]
+    else:
+        lines = [
+            line for line in capsys.readouterr().out.splitlines() if "AuroraServerlessReadyTrigger]" in line
+        ]
     assert any("probing" in line for line in lines), lines
     assert any("ready after" in line for line in lines), lines
     assert sum("ready after" in line for line in lines) == 1

@@ -69,6 +69,11 @@ _NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 LogCallback = Callable[[str], None]
 
 
+#: Probe cadence while RDS shows the cluster starting: a refused connection is free of AWS API
+#: budget, and full jitter up to 0.8 s keeps the end of a start seen within a second.
+_WAKING_PROBE_RETRY = RetryPolicy(initial=0.5, maximum=0.8)
+
+
 def _default_log(message: str) -> None:
     logger.info("%s", message)
 
@@ -394,6 +399,7 @@ class _Poller:
         next_describe_at = loop.time()  # the first check describes
         next_probe_at = loop.time()
         confirming = False
+        answered_while_waking = False
 
         while True:
             now = loop.time()
@@ -439,11 +445,16 @@ class _Poller:
                         # The database answered but RDS does not show it ready yet (v1 capacity
                         # still 0): wait for the next regular describe before probing again.
                         next_probe_at = next_describe_at
-                        self._state(
-                            "confirm-lagging",
-                            f"{_describe_snapshot(snapshot)}; the database answered, "
-                            "waiting for RDS to agree",
-                        )
+                        if snapshot.category is StatusCategory.WAKING:
+                            # The database answers while RDS still shows it starting: the regular
+                            # describes now decide (probing on would double the describes).
+                            answered_while_waking = True
+                        else:
+                            self._state(
+                                "confirm-lagging",
+                                f"{_describe_snapshot(snapshot)}; the database answered, "
+                                "waiting for RDS to agree",
+                            )
 
             snapshot_now = self.snapshot
             assert snapshot_now is not None
@@ -462,18 +473,27 @@ class _Poller:
                 await self._sleep_until(min(next_describe_at, stopped_since + request.stopped_grace))
                 continue
             stopped_since = None
-            if category is StatusCategory.WAKING:
+            waking = category is StatusCategory.WAKING
+            if waking:
                 self._state(
                     f"waking:{snapshot_now.status}", f"{_describe_snapshot(snapshot_now)}; waiting for it"
                 )
-                await self._sleep_until(next_describe_at)
-                continue
+                if request.probe != "connection" or answered_while_waking:
+                    await self._sleep_until(next_describe_at)
+                    continue
+                # Starting (or rebooting...): the database accepts connections when the cluster
+                # becomes available, up to describe_interval before the next describe would show
+                # it. A refused connection costs no AWS API budget, so probe on a short cadence and
+                # let a probe success trigger the confirming describe: the end of a start is seen
+                # within a second, with no more describes. Waiting is logged once, not per probe.
 
             # Available in RDS (maybe paused): the probe is the readiness signal.
             if now < next_probe_at:
                 await self._sleep_until(min(next_probe_at, next_describe_at))
                 continue
-            if self.state_key is None or self.state_key.startswith(("stopped", "waking", "rds:")):
+            if not waking and (
+                self.state_key is None or self.state_key.startswith(("stopped", "waking", "rds:"))
+            ):
                 self._state("probing", f"{_describe_snapshot(snapshot_now)}; probing")
             bound = min(request.connect_timeout, self._latest_deadline() - loop.time())
             if bound <= 0:
@@ -505,15 +525,17 @@ class _Poller:
                 if not verdict.retry:
                     raise verdict.error if verdict.error is not None else exc from None
                 self.last_probe_error = verdict.reason
-                delay = self._backoff(verdict, probe_throttles + 1, probe_failures + 1, probe_policy)
+                policy = _WAKING_PROBE_RETRY if waking else probe_policy
+                delay = self._backoff(verdict, probe_throttles + 1, probe_failures + 1, policy)
                 if verdict.throttled:
                     probe_throttles += 1
                 else:
                     probe_failures += 1
                 next_probe_at = loop.time() + delay
-                # Numbers (timeouts, attempt counts) do not make a new state: log each kind once.
-                state_key = "probe:" + _NUMBERS.sub("#", verdict.reason)
-                self._state(state_key, self._probe_failure_message(snapshot_now, verdict))
+                if not waking:
+                    # Numbers (timeouts, attempt counts) do not make a new state: log each kind once.
+                    state_key = "probe:" + _NUMBERS.sub("#", verdict.reason)
+                    self._state(state_key, self._probe_failure_message(snapshot_now, verdict))
                 continue
             finally:
                 self.probe_started_at = None

@@ -166,13 +166,30 @@ def test_a_start_that_shows_late_is_waited_on(scripted_probe: ScriptedProbe) -> 
     rds = ScriptedRds(describe_at=describe_at)
     logs: list[str] = []
     report = run_virtual(lambda loop: wait(loop, FakeResources(rds), log=logs.append))
-    assert report.ready_at >= EPOCH + 200
-    assert scripted_probe.attempts and min(scripted_probe.attempts) >= 200  # no probe while stopped/starting
+    assert report.ready_at >= EPOCH + 200  # the database answered while starting: RDS must agree
+    assert scripted_probe.attempts and min(scripted_probe.attempts) >= 25  # no probe while stopped
+    assert len(rds.describe_times) <= 2 + 200 // 10  # probe successes while starting add no describes
     assert [line.split(";")[0] for line in logs[:3]] == [
         "cluster orders is provisioned (aurora-postgresql), status stopped",
         "cluster orders is provisioned (aurora-postgresql), status starting",
         "cluster orders is provisioned (aurora-postgresql), status available",
     ]
+
+
+def test_the_end_of_a_start_is_seen_by_the_probe_within_a_second(scripted_probe: ScriptedProbe) -> None:
+    # Describes every 10 s would see "available" up to 10 s late; refused probes see it at once.
+    scripted_probe.ready_at = 203.0
+    scripted_probe.refuse = True
+
+    def describe_at(now: float) -> dict[str, Any]:
+        return provisioned_description(status="starting" if now < 203 else "available")
+
+    rds = ScriptedRds(describe_at=describe_at)
+    logs: list[str] = []
+    report = run_virtual(lambda loop: wait(loop, FakeResources(rds), log=logs.append))
+    assert EPOCH + 203 <= report.ready_at <= EPOCH + 204
+    assert len(rds.describe_times) <= 2 + 203 // 10  # one per 10 s, plus the confirmation
+    assert sum("status starting" in line for line in logs) == 1  # refused probes are not logged
 
 
 def test_v1_is_ready_only_once_rds_shows_capacity(scripted_probe: ScriptedProbe) -> None:

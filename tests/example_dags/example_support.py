@@ -107,11 +107,14 @@ def task_states_and_xcoms(dag_id: str, run_id: str) -> tuple[dict[str, str], dic
     try:  # Airflow 3
         from airflow.models.xcom import XComModel as XComTable
         from airflow.sdk.serde import deserialize
-    except ImportError:  # Airflow 2.11
+
+        def row_value(row: Any) -> Any:
+            return deserialize(XComTable.deserialize_value(row))
+    except ImportError:  # Airflow 2.11: the ORM row deserialises its value when loaded
         from airflow.models.xcom import XCom as XComTable  # type: ignore[no-redef]
 
-        def deserialize(value: Any) -> Any:  # type: ignore[misc]
-            return value
+        def row_value(row: Any) -> Any:
+            return row.value
 
     with create_session() as session:
         instances = session.scalars(
@@ -123,7 +126,7 @@ def task_states_and_xcoms(dag_id: str, run_id: str) -> tuple[dict[str, str], dic
                 XComTable.dag_id == dag_id, XComTable.run_id == run_id, XComTable.key == "return_value"
             )
         )
-        xcoms = {row.task_id: plain(deserialize(XComTable.deserialize_value(row))) for row in rows}
+        xcoms = {row.task_id: plain(row_value(row)) for row in rows}
     return states, xcoms
 
 

@@ -221,11 +221,12 @@ class AirflowDeployment:
             started.popen.wait(timeout=timeout)
         self._wait_group_gone(started.pgid, timeout)
 
-    def stop_all(self) -> None:
+    def stop_all(self) -> list[str]:
         """Stop every process group: SIGTERM, then SIGKILL after a grace period.
 
-        Safe to call more than once and after a failure; finally kills (by pid) any process
-        that still carries this deployment's marker, e.g. one that left its group.
+        Safe to call more than once and after a failure. Any process that still carries this
+        deployment's marker afterwards (one that left its group) is killed by pid, and
+        described in the returned list, which is empty when the groups held everything.
         """
         for started in self.processes.values():
             if _group_alive(started.pgid):
@@ -241,10 +242,14 @@ class AirflowDeployment:
             if started.popen.poll() is None:
                 started.popen.kill()
                 started.popen.wait(timeout=10)
-        for process in self.leftovers():
+        stragglers = self.leftovers()
+        described = []
+        for process in stragglers:
             with contextlib.suppress(psutil.Error):
+                described.append(f"pid {process.pid}: {' '.join(process.cmdline())}")
                 process.kill()
-        psutil.wait_procs(self.leftovers(), timeout=10)
+        psutil.wait_procs(stragglers, timeout=10)
+        return described
 
     def leftovers(self) -> list[psutil.Process]:
         """Processes still running that this deployment started (marker in their environment)."""

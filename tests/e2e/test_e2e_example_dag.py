@@ -184,6 +184,7 @@ def test_example_dag_defers_survives_a_triggerer_restart_and_loads_rows(
         rows = db.execute(
             f"SELECT item, amount FROM {TABLE} WHERE run_id = %s ORDER BY item", (run_id,)
         ).fetchall()
+        db.execute(f"DELETE FROM {TABLE} WHERE run_id = %s", (run_id,))  # leave nothing behind
     assert len(rows) == 3, rows
 
     # No second wake request: one resume, requested by the wake task's connection nudge.
@@ -195,7 +196,7 @@ def test_example_dag_defers_survives_a_triggerer_restart_and_loads_rows(
     assert resumes[0].detail.get("cause") == "connection"
 
     # ------------------------------------------------ 5. nothing left running
-    airflow.stop_all()
+    assert airflow.stop_all() == []
     assert airflow.leftovers() == []
     for name in airflow.processes:
         assert airflow.group_members(name) == [], name

@@ -21,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     from airflow_aurora_wake.emulator.cli import add_emulator_parser
 
     add_emulator_parser(subcommands)
+    from airflow_aurora_wake.demo import add_demo_parser
+
+    add_demo_parser(subcommands)
     try:
         from airflow_aurora_wake.core.cli import add_wait_parser
     except ImportError:  # pragma: no cover - the core lands in its own change

@@ -1,0 +1,1 @@
+../../../example_dags/example_aurora_serverless_wake.py

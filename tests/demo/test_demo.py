@@ -1,0 +1,178 @@
+"""``airflow-aurora-wake demo`` as a user runs it: a subprocess, its output, its exit status.
+
+The demo starts the emulator, ``airflow db migrate`` and ``dag.test()`` of the example DAG in
+child processes, so each test checks afterwards that none of them is left: no process on the
+machine refers to the demo's folder (in its command line or its environment), and the folder
+is gone unless ``--keep``. ``TMPDIR`` points the demo's temporary folder into the test's own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.airflow, pytest.mark.emulator, pytest.mark.db]
+
+DEMO = [sys.executable, "-m", "airflow_aurora_wake.cli", "demo"]
+FOLDER = re.compile(r"(?:Removed the demo's folder|The demo's folder \(Airflow home, logs\) is kept:) (\S+)")
+
+
+def run_demo(tmp_path: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run the demo with its temporary folder under ``tmp_path``; bounded by ``timeout``."""
+    return subprocess.run(
+        [*DEMO, *args],
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def processes_referring_to(text: str) -> list[str]:
+    """Command lines of the processes whose command line or environment mentions ``text``."""
+    found = []
+    needle = text.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if needle in cmdline or needle in environ:
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def rows_of_run(server: Any, run_id: str) -> int:
+    """How many rows of the example DAG's table carry ``run_id`` on a real server (0 if no table)."""
+    sql = "SELECT COUNT(*) FROM aurora_wake_example_sales WHERE run_id = %s"
+    if server.engine == "postgresql":
+        import psycopg
+
+        with psycopg.connect(
+            host=server.host, port=server.port, user=server.user, dbname=server.database
+        ) as db:
+            exists = db.execute("SELECT to_regclass('aurora_wake_example_sales')").fetchone()
+            return int(db.execute(sql, (run_id,)).fetchone()[0]) if exists and exists[0] else 0  # type: ignore[index]
+    import pymysql
+
+    with (
+        pymysql.connect(host=server.host, port=server.port, user=server.user, database=server.database) as db,
+        db.cursor() as cursor,
+    ):
+        if not cursor.execute("SHOW TABLES LIKE 'aurora_wake_example_sales'"):
+            return 0
+        cursor.execute(sql, (run_id,))
+        return int(cursor.fetchone()[0])  # type: ignore[index]
+
+
+def demo_folder(output: str) -> Path:
+    match = FOLDER.search(output)
+    assert match, output
+    return Path(match.group(1))
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port bound but not listening: connecting to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def test_demo_prints_the_timeline_and_leaves_nothing(
+    tmp_path: Path, postgres_server: Any, mariadb_server: Any, password_login: Any
+) -> None:
+    # MySQL through the password login: its password must not appear anywhere in the output.
+    mysql_dsn = f"mysql://{password_login.user}:{password_login.password}@127.0.0.1:3306/test"
+
+    result = run_demo(tmp_path, "--resume-seconds", "2", "--mysql-dsn", mysql_dsn)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    for cluster, engine in (("demo-pg", "PostgreSQL"), ("demo-mysql", "MySQL")):
+        timeline = re.search(
+            rf"Timeline of {cluster} \(Aurora Serverless v2, {engine}\), DAG run \S+: success\n(.*?)\n\n",
+            result.stdout,
+            re.S,
+        )
+        assert timeline, result.stdout
+        steps = timeline.group(1)
+        # The story, in order, each line with seconds since the start and since the step before.
+        order = ["paused", "DAG run started", "wake requested: connection-nudge", "resume started",
+                 "cluster ready: accepts connections (resume took 2.0 s)", "sensor: SELECT 1 succeeded",
+                 "ETL done: table created, 3 rows loaded and read back"]  # fmt: skip
+        positions = [steps.find(step) for step in order]
+        assert -1 not in positions and positions == sorted(positions), steps
+        lines = [line for line in steps.splitlines()[1:] if not line.startswith("  rows read back")]
+        assert all(re.match(r"\s+\d+\.\ds\s+\+\d+\.\ds  ", line) for line in lines), steps
+    assert "[['apples', 3], ['bread', 2], ['coffee', 5]]" in result.stdout
+    # The user's databases are left as they were: the demo's rows are deleted again.
+    run_ids = dict(re.findall(r"Timeline of (demo-\w+) .*?DAG run (\S+): success", result.stdout))
+    assert rows_of_run(postgres_server, run_ids["demo-pg"]) == 0
+    assert rows_of_run(mariadb_server, run_ids["demo-mysql"]) == 0
+    # Progress while waiting, on stderr: the clusters' changes and the tasks' states.
+    assert "demo-pg: resume requested (by a connection)" in result.stderr
+    assert "demo-mysql: task read_back success" in result.stderr
+    assert password_login.password not in output
+    assert "Traceback" not in output
+    folder = demo_folder(result.stdout)
+    assert folder.parent == tmp_path
+    assert not folder.exists()
+    assert list(tmp_path.iterdir()) == []
+    assert processes_referring_to(str(folder)) == []
+
+
+def test_demo_keep_leaves_the_folder_with_the_logs(tmp_path: Path, postgres_server: Any) -> None:
+    result = run_demo(tmp_path, "--resume-seconds", "0.5", "--no-mysql", "--keep")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = demo_folder(result.stdout)
+    assert folder.parent == tmp_path
+    for log in ("dag-test.log", "airflow-db-migrate.log", "emulator.log"):
+        assert (folder / log).is_file()
+        assert str(folder / log) in result.stdout
+    assert (folder / "airflow-home" / "airflow.db").is_file()
+    assert "demo-mysql" not in result.stdout
+    assert processes_referring_to(str(folder)) == []
+
+
+def test_no_database_says_what_it_needs(tmp_path: Path, closed_port: int) -> None:
+    result = run_demo(
+        tmp_path, "--postgres-dsn", f"postgresql://postgres@127.0.0.1:{closed_port}/test", timeout=60
+    )
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"nothing answers at 127.0.0.1:{closed_port}" in result.stderr
+    assert "--postgres-dsn postgresql://USER:PASSWORD@HOST:PORT/DATABASE" in result.stderr
+    assert "--mysql-dsn mysql://USER:PASSWORD@HOST:PORT/DATABASE" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wrong_password_is_refused_before_anything_starts(tmp_path: Path, password_login: Any) -> None:
+    result = run_demo(
+        tmp_path,
+        "--no-mysql",
+        "--postgres-dsn",
+        f"postgresql://{password_login.user}:not-the-password-42@127.0.0.1:5432/test",
+        timeout=60,
+    )
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "answered but refused" in result.stderr
+    assert password_login.user in result.stderr
+    assert "not-the-password-42" not in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []

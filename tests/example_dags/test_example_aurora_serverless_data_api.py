@@ -14,6 +14,8 @@ import pytest
 from airflow_support import set_aws_connection
 from example_support import load_example_dag, run_state, task_states_and_xcoms
 
+pytestmark = [pytest.mark.airflow, pytest.mark.emulator, pytest.mark.db]
+
 DAG_ID = "example_aurora_serverless_data_api"
 
 

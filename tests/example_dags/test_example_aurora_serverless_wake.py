@@ -21,6 +21,8 @@ from example_support import (
     task_states_and_xcoms,
 )
 
+pytestmark = [pytest.mark.airflow, pytest.mark.emulator, pytest.mark.db]
+
 DAG_ID = "example_aurora_serverless_wake"
 
 

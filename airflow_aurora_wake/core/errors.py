@@ -338,9 +338,10 @@ _PG_RETRY_REASONS = {
     "57P01": "57P01 admin shutdown",
     "57P02": "57P02 crash shutdown",
 }
-# MySQL login refusals: 1045 access denied, 1698 access denied without password, 1044 no grant on
-# the database, 1130 host not allowed.
-_MYSQL_AUTH_CODES = frozenset({1045, 1698, 1044, 1130})
+# MySQL login refusals: 1045 access denied, 1698 access denied without password, 1130 host not
+# allowed. (1044, "access denied to database", is what a non-admin user gets for a database that
+# does not exist too: it is reported with the database name, see _classify_mysql.)
+_MYSQL_AUTH_CODES = frozenset({1045, 1698, 1130})
 # MySQL client and server codes that mean "not ready yet".
 _MYSQL_RETRY_CODES = {
     1040: "1040 too many connections",
@@ -603,6 +604,15 @@ def _classify_mysql(exc: Exception, *, target: str | None, secrets: Iterable[str
             f"token, allowed hosts, database grants) of connection {label} ({code}: {text})"
         )
         return ErrorVerdict(retry=False, reason=f"{code} access denied", error=error)
+    if code == 1044:
+        # MySQL answers 1044 both for a database that does not exist and for one the user has no
+        # grant on (it does not tell a user which databases exist): name both fixes.
+        error = DatabaseConfigurationError(
+            f"the server answered, so it is awake, but refused the database of connection {label}: "
+            f"the database does not exist or the user has no grant on it ({text}): fix the database "
+            "name, or grant the user access to it"
+        )
+        return ErrorVerdict(retry=False, reason="1044 database access denied", error=error)
     if code == 1049:
         error = DatabaseConfigurationError(
             f"the database of connection {label} does not exist ({text}): fix the database name"

@@ -72,6 +72,8 @@ LogCallback = Callable[[str], None]
 #: Probe cadence while RDS shows the cluster starting: a refused connection is free of AWS API
 #: budget, and full jitter up to 0.8 s keeps the end of a start seen within a second.
 _WAKING_PROBE_RETRY = RetryPolicy(initial=0.5, maximum=0.8)
+#: Waiters released per event-loop turn when a shared wait completes.
+_DELIVERY_BATCH = 100
 
 
 def _default_log(message: str) -> None:
@@ -246,7 +248,8 @@ class _Poller:
         self.rng = rng
         self.loop = asyncio.get_running_loop()
         self.on_finish = on_finish
-        self.waiters: list[_Waiter] = []
+        # Insertion-ordered set: a thousand waiters leave in O(1) each, not O(n).
+        self.waiters: dict[_Waiter, None] = {}
         self.calls = RdsCalls()
         self.attempts = 0
         self.snapshot: ClusterSnapshot | None = None
@@ -268,14 +271,13 @@ class _Poller:
         )
 
     def add_waiter(self, waiter: _Waiter) -> None:
-        self.waiters.append(waiter)
+        self.waiters[waiter] = None
         if self.state_message is not None:
             waiter.tell(self.state_message, self.loop.time())
 
     def remove_waiter(self, waiter: _Waiter) -> bool:
         """Detach a waiter; return True when it was the last one (the caller stops the poller)."""
-        with contextlib.suppress(ValueError):
-            self.waiters.remove(waiter)
+        self.waiters.pop(waiter, None)
         if not self.waiters and not self.finished:
             self._finish()
             return True
@@ -323,7 +325,7 @@ class _Poller:
     def _latest_deadline(self) -> float:
         return max((waiter.deadline for waiter in self.waiters), default=self.loop.time())
 
-    def _deliver_ready(self) -> None:
+    async def _deliver_ready(self) -> None:
         now = self.loop.time()
         snapshot = self.snapshot
         assert snapshot is not None
@@ -332,17 +334,26 @@ class _Poller:
         else:
             endpoint = f"{snapshot.endpoint}:{snapshot.port}" if snapshot.endpoint else None
         self._finish()
-        for waiter in self.waiters:
-            elapsed = now - waiter.joined_at
-            self._tell_ready(waiter, elapsed)
-            if not waiter.future.done():
+        ready_at = self.clock()
+        calls = self.calls.as_dict()
+        waiters = list(self.waiters)
+        for start in range(0, len(waiters), _DELIVERY_BATCH):
+            if start:
+                # Hand the loop back between batches: releasing a thousand waiters (a log line
+                # and a task wake-up each) in one go would stall every other trigger.
+                await asyncio.sleep(0)
+            for waiter in waiters[start : start + _DELIVERY_BATCH]:
+                if waiter.future.done():
+                    continue
+                elapsed = now - waiter.joined_at
+                self._tell_ready(waiter, elapsed)
                 waiter.future.set_result(
                     ReadyReport(
                         db_cluster_identifier=self.request.db_cluster_identifier,
-                        ready_at=self.clock(),
+                        ready_at=ready_at,
                         seconds_waited=elapsed,
                         attempts=self.attempts,
-                        rds_calls=self.calls.as_dict(),
+                        rds_calls=dict(calls),
                         kind=snapshot.kind,
                         engine=snapshot.engine,
                         endpoint=endpoint,
@@ -440,7 +451,7 @@ class _Poller:
                     if confirming:
                         confirming = False
                         if snapshot.shows_ready:
-                            self._deliver_ready()
+                            await self._deliver_ready()
                             return
                         # The database answered but RDS does not show it ready yet (v1 capacity
                         # still 0): wait for the next regular describe before probing again.
@@ -542,7 +553,7 @@ class _Poller:
             if self.snapshot is not None and self.snapshot.shows_ready:
                 # The last describe showed the cluster available (v1: with capacity) and a real
                 # SELECT 1 just ran: both signals agree.
-                self._deliver_ready()
+                await self._deliver_ready()
                 return
             # The last describe did not show it ready: describe once more (now, not stale).
             confirming = True

@@ -54,11 +54,14 @@ def _records(dag_id: str, run_id: str) -> dict[str, Any]:
     try:  # Airflow 3
         from airflow.models.xcom import XComModel as XComTable
         from airflow.sdk.serde import deserialize
-    except ImportError:  # Airflow 2.11
+
+        def row_value(row: Any) -> Any:
+            return deserialize(XComTable.deserialize_value(row))
+    except ImportError:  # Airflow 2.11: the ORM row deserialises its value when loaded
         from airflow.models.xcom import XCom as XComTable  # type: ignore[no-redef]
 
-        def deserialize(value: Any) -> Any:  # type: ignore[misc]
-            return value
+        def row_value(row: Any) -> Any:
+            return row.value
 
     tasks: dict[str, Any] = {}
     xcoms: dict[str, Any] = {}
@@ -76,7 +79,7 @@ def _records(dag_id: str, run_id: str) -> dict[str, Any]:
                 XComTable.dag_id == dag_id, XComTable.run_id == run_id, XComTable.key == "return_value"
             )
         ):
-            xcoms[row.task_id] = _plain(deserialize(XComTable.deserialize_value(row)))
+            xcoms[row.task_id] = _plain(row_value(row))
     return {"tasks": tasks, "xcoms": xcoms}
 
 

@@ -129,11 +129,22 @@ class ClusterStateError(AuroraWakeError):
         self.identifier = identifier
         self.status = status
         if fix is None:
-            fix = (
-                "waiting cannot make it available; repair or recreate the cluster, "
-                "or wait until it is available before running this task again"
-            )
+            fix = _STATE_FIXES.get(status.strip().lower(), _DEFAULT_STATE_FIX)
         super().__init__(f"DB cluster {identifier!r} is {status!r}: {fix}")
+
+
+_DEFAULT_STATE_FIX = (
+    "waiting cannot make it available; repair or recreate the cluster, "
+    "or wait until it is available before running this task again"
+)
+_STATE_FIXES = {
+    "stopping": (
+        "it is being stopped (StopDBCluster, the console or another tool), so waiting cannot make "
+        "it available; once it is stopped, start it again (the wake operator with "
+        "start_if_stopped=True, or StartDBCluster) and re-run the task, and find what stops it"
+    ),
+    "deleting": "it is being deleted: point the task at another cluster",
+}
 
 
 class DatabaseAuthenticationError(AuroraWakeError):

@@ -206,6 +206,16 @@ def _stopped_error(identifier: str, grace: float) -> ClusterStateError:
     )
 
 
+def _stopped_while_waiting_error(identifier: str, seen_status: str) -> ClusterStateError:
+    return ClusterStateError(
+        identifier,
+        "stopped",
+        f"it was stopped while waiting for it (this wait had seen it {seen_status!r}): something "
+        "stopped it (StopDBCluster, the console, another tool); start it again (the wake operator "
+        "AuroraServerlessWakeOperator with start_if_stopped=True, or StartDBCluster) and re-run the task",
+    )
+
+
 def _describe_snapshot(snapshot: ClusterSnapshot) -> str:
     capacity = "" if snapshot.capacity is None else f", capacity {snapshot.capacity:g}"
     return (
@@ -407,6 +417,9 @@ class _Poller:
         rds_throttles = 0
         auth_28000_attempts = 0
         stopped_since: float | None = None
+        # The last status in which this wait saw the cluster up (available or on its way): a
+        # cluster that is stopped after that was stopped during the wait, and no grace applies.
+        seen_up: str | None = None
         next_describe_at = loop.time()  # the first check describes
         next_probe_at = loop.time()
         confirming = False
@@ -472,6 +485,8 @@ class _Poller:
             now = loop.time()
             category = snapshot_now.category
             if category is StatusCategory.STOPPED:
+                if seen_up is not None:
+                    raise _stopped_while_waiting_error(snapshot_now.identifier, seen_up)
                 if stopped_since is None:
                     stopped_since = now
                 if now - stopped_since >= request.stopped_grace:
@@ -484,6 +499,7 @@ class _Poller:
                 await self._sleep_until(min(next_describe_at, stopped_since + request.stopped_grace))
                 continue
             stopped_since = None
+            seen_up = snapshot_now.status
             waking = category is StatusCategory.WAKING
             if waking:
                 self._state(
@@ -739,6 +755,7 @@ async def check_ready_once(
     waiting_since: float | None = None,
     attempt: int = 1,
     clock: Callable[[], float] = time.time,
+    seen_up: str | None = None,
 ) -> CheckOutcome:
     """One describe and (if the cluster is available) one probe: the sensor's poke.
 
@@ -748,6 +765,8 @@ async def check_ready_once(
         ``stopped_grace`` seconds after it fails with :class:`ClusterStateError`.
     :param attempt: the poke number (``28000`` is retried once).
     :param clock: the wall clock.
+    :param seen_up: the status in which an earlier check of this wait saw the cluster up
+        (available or on its way), if any: a cluster stopped since then fails at once.
     :raises AuroraWakeError: on anything waiting cannot fix.
     """
     calls = RdsCalls()
@@ -767,6 +786,8 @@ async def check_ready_once(
         if category is StatusCategory.FAILED:
             raise ClusterStateError(identifier, snapshot.status)
         if category is StatusCategory.STOPPED:
+            if seen_up is not None:
+                raise _stopped_while_waiting_error(identifier, seen_up)
             if waiting_since is not None and clock() - waiting_since >= request.stopped_grace:
                 raise _stopped_error(identifier, request.stopped_grace)
             return CheckOutcome(

@@ -16,6 +16,7 @@ from airflow_aurora_wake.compat import (
     first_reschedule_date,
 )
 from airflow_aurora_wake.core import errors as core_errors
+from airflow_aurora_wake.core.cluster import StatusCategory
 from airflow_aurora_wake.core.errors import AuroraWakeError, InvalidParameterError
 from airflow_aurora_wake.core.validation import (
     validate_bool,
@@ -163,6 +164,9 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
         self.stopped_grace = stopped_grace
         self._poke_started: float | None = None
         self._pokes = 0
+        # The status in which a poke saw the cluster up (poke mode keeps it between pokes): a
+        # cluster stopped after that fails at once instead of after stopped_grace.
+        self._seen_up: str | None = None
         self._validate_static()
 
     # ----------------------------------------------------------------- validation
@@ -261,8 +265,16 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
             self._poke_started = self._first_poke_time(context)
         self._pokes += 1
         outcome = run_sync(
-            check_ready_once(request, hook, waiting_since=self._poke_started, attempt=self._pokes)
+            check_ready_once(
+                request,
+                hook,
+                waiting_since=self._poke_started,
+                attempt=self._pokes,
+                seen_up=self._seen_up,
+            )
         )
+        if outcome.snapshot is not None and outcome.snapshot.category is not StatusCategory.STOPPED:
+            self._seen_up = outcome.snapshot.status
         if outcome.ready:
             self.log.info("%s.", outcome.detail)
             return PokeReturnValue(

@@ -183,6 +183,7 @@ class WaitDiagnosis:
     :param attempts: probe attempts made by the wait loop.
     :param rds_calls: RDS calls made by the wait loop, per action.
     :param probe: ``connection`` or ``data-api``.
+    :param started_late: seconds by which the wait began after its deadline (nothing was tried).
     """
 
     identifier: str
@@ -197,10 +198,18 @@ class WaitDiagnosis:
     attempts: int = 0
     rds_calls: Mapping[str, int] = field(default_factory=dict)
     probe: str = "connection"
+    started_late: float | None = None
 
     def describe(self) -> str:
         """Return the diagnosis as one readable paragraph."""
         where = f" in {self.region}" if self.region else ""
+        if self.started_late is not None:
+            return (
+                f"DB cluster {self.identifier!r}{where}: the wait began {self.started_late:.1f} s after "
+                "its deadline, so nothing was tried. A trigger re-created after its deadline (the "
+                "triggerer was down or overloaded) keeps the original deadline instead of starting "
+                "the clock again: re-run the task, and raise the sensor's timeout if this recurs."
+            )
         parts = [f"DB cluster {self.identifier!r}{where} was not ready after {self.elapsed:.1f} s"]
         if self.last_status is None:
             parts.append("no DescribeDBClusters call succeeded")

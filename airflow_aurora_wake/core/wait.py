@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import re
@@ -733,7 +734,8 @@ async def wait_until_ready(
     try:
         remaining = waiter.deadline - loop.time()
         if remaining <= 0:
-            raise ReadyTimeoutError(poller.diagnosis(waiter))
+            # Began after its deadline (a trigger re-created late): say so, not "nothing answered".
+            raise ReadyTimeoutError(dataclasses.replace(poller.diagnosis(waiter), started_late=-remaining))
         try:
             return await asyncio.wait_for(asyncio.shield(waiter.future), timeout=remaining)
         except asyncio.TimeoutError:

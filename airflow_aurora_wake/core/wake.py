@@ -10,7 +10,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -402,6 +402,7 @@ async def wake_cluster(
     clock: Callable[[], float] = time.time,
     rng: random.Random | None = None,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    nudge_target: Callable[[ClusterSnapshot], Awaitable[DatabaseTarget]] | None = None,
 ) -> WakeResult:
     """Describe, plan and execute a wake: what the wake operator runs.
 
@@ -415,6 +416,9 @@ async def wake_cluster(
     :param clock: the wall clock.
     :param rng: random source for backoff jitter.
     :param sleep: the sleep coroutine.
+    :param nudge_target: builds the database target of a connection nudge from the described
+        cluster (its endpoint fills an empty host); it may raise when the target does not fit
+        the cluster's engine. ``None``: ``options.nudge_target`` as given.
     """
     calls = calls if calls is not None else RdsCalls()
     deadline = clock() + retry_seconds
@@ -425,6 +429,8 @@ async def wake_cluster(
         rng=rng,
         sleep=sleep,
     )
+    if nudge_target is not None:
+        options = replace(options, nudge_target=await nudge_target(snapshot))
     plan = plan_wake(snapshot, options)
     return await execute_wake(
         plan,

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from airflow_aurora_wake.compat import BaseOperator, Context
-from airflow_aurora_wake.core.rds import RdsCalls, describe_cluster, retry_transient
 from airflow_aurora_wake.core.validation import (
     validate_bool,
     validate_capacity,
@@ -17,7 +14,7 @@ from airflow_aurora_wake.core.validation import (
     validate_secret_arn,
     validate_timeout_action,
 )
-from airflow_aurora_wake.core.wake import WakeOptions, WakeResult, execute_wake, plan_wake
+from airflow_aurora_wake.core.wake import WakeOptions, WakeResult, wake_cluster
 from airflow_aurora_wake.hooks._params import (
     coerce_int,
     is_unrendered,
@@ -183,16 +180,14 @@ class AuroraServerlessWakeOperator(BaseOperator):
         :param options: The validated wake options.
         """
         region = hook.region_name or await hook.aget_region_name()
-        calls = RdsCalls()
         async with hook.rds_client() as rds, hook.rds_data_client() as rds_data:
-            snapshot = await retry_transient(
-                lambda: describe_cluster(rds, identifier, region_name=region, calls=calls),
-                deadline=time.time() + DESCRIBE_RETRY_SECONDS,
-            )
-            if hook.conn_id is not None:
+            return await wake_cluster(
+                identifier,
+                options,
+                rds_client=rds,
+                rds_data_client=rds_data,
+                region_name=region,
+                retry_seconds=DESCRIBE_RETRY_SECONDS,
                 # Building the nudge target also checks the connection's type against the engine.
-                options = replace(options, nudge_target=await hook.database_target(snapshot))
-            plan = plan_wake(snapshot, options)
-            return await execute_wake(
-                plan, rds_client=rds, rds_data_client=rds_data, region_name=region, calls=calls
+                nudge_target=hook.database_target if hook.conn_id is not None else None,
             )

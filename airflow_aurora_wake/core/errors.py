@@ -656,13 +656,14 @@ def _classify_network(exc: Exception, *, target: str | None, secrets: Iterable[s
         )
         return ErrorVerdict(retry=False, reason="TLS certificate verification failed", error=error)
     if isinstance(exc, socket.gaierror):
-        return ErrorVerdict(retry=True, reason=f"DNS name resolution failed ({exc.strerror or exc})")
+        detail = redact(str(exc.strerror or exc), secrets)
+        return ErrorVerdict(retry=True, reason=f"DNS name resolution failed ({detail})")
     if isinstance(exc, ConnectionRefusedError):
         return ErrorVerdict(retry=True, reason="connection refused")
     if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
         return ErrorVerdict(retry=True, reason="connection reset")
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        text = str(exc) or "connection timed out"
+        text = redact(str(exc), secrets) or "connection timed out"
         return ErrorVerdict(retry=True, reason=text)
     if isinstance(exc, OSError):
         return ErrorVerdict(retry=True, reason=f"network error ({safe_error_text(exc, secrets)})")

@@ -147,6 +147,7 @@ async def run_batch(
     throttle_fraction: float = 0.0,
     amazon_delay: int = w.AMAZON_WAITER_DELAY,
     time_limit: float = 300.0,
+    only: tuple[str, ...] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``wakes`` independent wakes of each scenario for each of its waiters, all at once.
 
@@ -158,6 +159,7 @@ async def run_batch(
     :param throttle_fraction: fraction of RDS calls answered ``Throttling`` while waiting.
     :param amazon_delay: the Amazon trigger's ``waiter_delay``.
     :param time_limit: seconds after which a wait still running is recorded as ``timeout``.
+    :param only: run only these waiters (default: each scenario's waiters).
     :return: one record per wait.
     """
     import boto3
@@ -167,6 +169,8 @@ async def run_batch(
         scenario = SCENARIOS[name]
         timings = scenario.scaled_timings(scale)
         for waiter in scenario.waiters:
+            if only is not None and waiter not in only:
+                continue
             for index in range(wakes):
                 identifier = f"{label}-{name}-{waiter}-{index}"
                 endpoint = emu.add_cluster(

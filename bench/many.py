@@ -85,6 +85,7 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
     clusters: list[str] = list(config["clusters"])
     amazon_delay = int(config.get("amazon_delay", w.AMAZON_WAITER_DELAY))
     placeholder = config["placeholder"]
+    resume_seconds = float(config.get("resume_seconds", 0.0))
     loop = asyncio.get_running_loop()
 
     ticker = Ticker()
@@ -144,7 +145,12 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
     expected_first = n if waiter in ("amazon", "aurora-wake-unshared") else len(clusters)
     while time.time() < settle_deadline:
         totals = _totals(await _admin_async(endpoint_url, "/counters"), clusters)
-        if totals["describes"] - before_start["describes"] >= expected_first:
+        described = totals["describes"] - before_start["describes"] >= expected_first
+        # This project's pollers: each has also made its first probe (which starts the resume).
+        probed = waiter == "amazon" or (
+            totals["connection_attempts"] - before_start["connection_attempts"] >= len(clusters)
+        )
+        if described and probed:
             break
         await asyncio.sleep(0.5)
     await asyncio.sleep(1.0)
@@ -168,7 +174,9 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
     expected_ready = []
     for identifier in clusters:
         cluster = state["clusters"][identifier]
-        expected_ready.append(cluster.get("next_transition_at") or cluster.get("ready_at") or settled_at)
+        expected_ready.append(
+            cluster.get("next_transition_at") or cluster.get("ready_at") or settled_at + resume_seconds
+        )
     window_end = min(expected_ready) - 0.5
     counters_a = _totals(state["counters"], clusters)
     cpu_a = process.cpu_times()

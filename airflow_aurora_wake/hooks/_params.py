@@ -8,6 +8,7 @@ which is not an ``AirflowException``, so ``soft_fail`` never turns it into a ski
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from airflow_aurora_wake.core.errors import InvalidParameterError
@@ -26,6 +27,31 @@ def is_unrendered(value: object) -> bool:
     if isinstance(value, str):
         return any(marker in value for marker in _TEMPLATE_MARKERS)
     return value is not None and not isinstance(value, bool | int | float | dict | list | tuple)
+
+
+def reject_none_text(values: dict[str, object]) -> None:
+    """Reject the text ``"None"``: what a template that rendered ``None`` leaves behind.
+
+    Airflow renders templates as text unless the DAG sets ``render_template_as_native_obj``, so
+    ``"{{ ti.xcom_pull(...) }}"`` with no XCom becomes ``"None"``: a cluster identifier that
+    looks valid, a connection id that does not exist, a CA bundle path. Catch it by name.
+
+    :param values: rendered template fields by parameter name.
+    """
+    for parameter, value in values.items():
+        if isinstance(value, str) and value.strip() == "None":
+            extra = (
+                " (a cluster really named 'None' can be given by its ARN)"
+                if parameter == "db_cluster_identifier"
+                else ""
+            )
+            raise InvalidParameterError(
+                parameter,
+                value,
+                "this is the text 'None', which a template renders when the XCom, param or Variable "
+                "it reads has no value: give it a value, or pass None without a template (or set "
+                f"render_template_as_native_obj=True on the DAG){extra}",
+            )
 
 
 def validate_conn_id(value: object, parameter: str, *, required: bool, fix: str) -> str | None:
@@ -62,6 +88,19 @@ def validate_aws_params(
     validate_region(region_name)
     if verify is not None and not isinstance(verify, bool) and not (isinstance(verify, str) and verify):
         raise InvalidParameterError("verify", verify, "must be None, True, False or the path of a CA bundle")
+    if isinstance(verify, str):
+        if verify.strip().lower() in ("true", "false", "none"):
+            raise InvalidParameterError(
+                "verify",
+                verify,
+                "this text would be taken as the path of a CA bundle (a template renders True, False "
+                "and None as text): pass True, False or None without a template, or set "
+                "render_template_as_native_obj=True on the DAG",
+            )
+        if not os.path.isfile(verify):
+            raise InvalidParameterError(
+                "verify", verify, "no CA bundle file exists at this path: give a CA bundle's path, or True"
+            )
     if botocore_config is not None and not isinstance(botocore_config, dict):
         raise InvalidParameterError(
             "botocore_config", botocore_config, "must be None or a dict of botocore Config arguments"

@@ -317,16 +317,60 @@ class AuroraServerlessHook(BaseHook):
         return self._connection, self._extra
 
     def check_database_connection(self) -> None:
-        """Fail at once, synchronously, when ``conn_id`` is set but names no connection.
+        """Fail at once, synchronously, when ``conn_id`` is set but names no database connection.
 
-        :raises InvalidParameterError: When the connection does not exist.
+        :raises InvalidParameterError: When the connection does not exist, or is not a
+            ``postgres``/``mysql`` connection.
         """
         if self.conn_id is None:
             return
         try:
-            self.get_connection(self.conn_id)
+            connection = self.get_connection(self.conn_id)
         except AirflowNotFoundException:
             raise _connection_not_found(self.conn_id) from None
+        conn_type = (connection.conn_type or "").lower()
+        if conn_type not in CONN_TYPES["postgresql"] | CONN_TYPES["mysql"]:
+            raise InvalidParameterError(
+                "conn_id",
+                self.conn_id,
+                f"connection {self.conn_id!r} has type {conn_type or None!r}: point conn_id at a "
+                "postgres or mysql connection to the cluster's database",
+            )
+
+    def check_aws_connection(self) -> None:
+        """Fail at once, synchronously, when ``aws_conn_id`` names a missing or non-AWS connection.
+
+        The Amazon provider falls back to the default boto3 credentials, with a warning, when the
+        AWS connection does not exist; a typo then acts with other credentials (and usually ends
+        in a misleading "cluster not found"). Only the conventional default ``aws_default`` keeps
+        that fallback, since many deployments rely on it without defining the connection.
+
+        :raises InvalidParameterError: When the connection does not exist (other than
+            ``aws_default``), or is not an ``aws`` connection.
+        """
+        conn_id = self.aws_conn_id
+        if conn_id is None:
+            return
+        try:
+            connection = self.get_connection(conn_id)
+        except AirflowNotFoundException:
+            if conn_id == self.default_conn_name:
+                return
+            raise InvalidParameterError(
+                "aws_conn_id",
+                conn_id,
+                "no Airflow connection with this id exists: create an AWS connection with this id "
+                f"(or an AIRFLOW_CONN_{conn_id.upper()} environment variable, set for the worker and "
+                "the triggerer), or pass aws_conn_id=None to use the default boto3 credentials",
+            ) from None
+        conn_type = (connection.conn_type or "aws").lower()
+        if conn_type != "aws":
+            raise InvalidParameterError(
+                "aws_conn_id",
+                conn_id,
+                f"connection {conn_id!r} has type {conn_type!r}, not 'aws': point aws_conn_id at an "
+                "Amazon Web Services connection (the database connection goes in conn_id)",
+            )
 
     async def database_target(self, snapshot: ClusterSnapshot) -> DatabaseTarget:
         """Build the core's database target for a cluster (core ``WaitResources``).

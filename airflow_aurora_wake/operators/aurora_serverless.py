@@ -18,6 +18,7 @@ from airflow_aurora_wake.core.wake import WakeOptions, WakeResult, wake_cluster
 from airflow_aurora_wake.hooks._params import (
     coerce_int,
     is_unrendered,
+    reject_none_text,
     resolve_cluster,
     validate_aws_params,
     validate_conn_id,
@@ -44,8 +45,9 @@ class AuroraServerlessWakeOperator(BaseOperator):
     ``action``, ``detail``, ``requested_at``.
 
     :param db_cluster_identifier: The DB cluster identifier (or ARN). (templated)
-    :param aws_conn_id: The Airflow connection used for AWS credentials. If this is ``None`` or
-        empty then the default boto3 behaviour is used. (templated)
+    :param aws_conn_id: The Airflow connection used for AWS credentials. If this is ``None`` then
+        the default boto3 behaviour is used (also when ``aws_default`` does not exist); any other
+        id must name an existing ``aws`` connection. (templated)
     :param region_name: AWS region_name. If not specified then the default boto3 behaviour is
         used. (templated)
     :param verify: Whether or not to verify SSL certificates of the AWS API. (templated) See:
@@ -122,6 +124,7 @@ class AuroraServerlessWakeOperator(BaseOperator):
 
     def _validated(self) -> tuple[str, AuroraServerlessHook, WakeOptions]:
         """Validate every (rendered) parameter; return the identifier, the hook and the options."""
+        reject_none_text({name: getattr(self, name) for name in self.template_fields})
         self.capacity = coerce_int(self.capacity)
         self._validate_static()
         validate_aws_params(self.aws_conn_id, self.region_name, self.verify, self.botocore_config)
@@ -143,6 +146,7 @@ class AuroraServerlessWakeOperator(BaseOperator):
             database=database,
         )
         hook.check_database_connection()
+        hook.check_aws_connection()
         options = WakeOptions(
             capacity=validate_capacity(self.capacity),
             seconds_before_timeout=self.seconds_before_timeout,

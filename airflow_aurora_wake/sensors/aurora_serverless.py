@@ -28,6 +28,7 @@ from airflow_aurora_wake.core.validation import (
 from airflow_aurora_wake.core.wait import CheckOutcome, WaitRequest, check_ready_once
 from airflow_aurora_wake.hooks._params import (
     is_unrendered,
+    reject_none_text,
     resolve_cluster,
     validate_aws_params,
     validate_conn_id,
@@ -77,6 +78,28 @@ def _ready_xcom(outcome: CheckOutcome, *, started: float, attempts: int) -> dict
     }
 
 
+def _validate_sensor_arguments(kwargs: dict[str, Any]) -> None:
+    """Check the base sensor's own arguments first, with messages that say what to pass.
+
+    ``BaseSensorOperator`` accepts ``soft_fail="no"`` (truthy) and ``poke_interval=0`` (a
+    describe-and-probe storm in poke mode), and fails on ``timeout=float("inf")`` with an
+    ``OverflowError``.
+
+    :param kwargs: the keyword arguments for ``BaseSensorOperator``.
+    """
+    for name in ("timeout", "poke_interval"):
+        if name not in kwargs or (name == "timeout" and kwargs[name] is None):
+            continue
+        value = kwargs[name]
+        validate_positive_seconds(value.total_seconds() if isinstance(value, timedelta) else value, name)
+    if "soft_fail" in kwargs:
+        validate_bool(kwargs["soft_fail"], "soft_fail")
+    if "mode" in kwargs and kwargs["mode"] not in ("poke", "reschedule"):
+        raise InvalidParameterError(
+            "mode", kwargs["mode"], "must be 'poke' or 'reschedule' (it applies when deferrable=False)"
+        )
+
+
 class AuroraServerlessReadySensor(BaseSensorOperator):
     """
     Wait until an Aurora cluster is awake and its database answers ``SELECT 1``.
@@ -93,8 +116,9 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
     ``rds_calls``, ``kind``, ``engine``, ``endpoint``.
 
     :param db_cluster_identifier: The DB cluster identifier (or ARN). (templated)
-    :param aws_conn_id: The Airflow connection used for AWS credentials. If this is ``None`` or
-        empty then the default boto3 behaviour is used. (templated)
+    :param aws_conn_id: The Airflow connection used for AWS credentials. If this is ``None`` then
+        the default boto3 behaviour is used (also when ``aws_default`` does not exist); any other
+        id must name an existing ``aws`` connection. (templated)
     :param region_name: AWS region_name. If not specified then the default boto3 behaviour is
         used. (templated)
     :param verify: Whether or not to verify SSL certificates of the AWS API. (templated) See:
@@ -148,6 +172,7 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
         stopped_grace: float = 60.0,
         **kwargs: Any,
     ) -> None:
+        _validate_sensor_arguments(kwargs)
         super().__init__(**kwargs)
         self.db_cluster_identifier = db_cluster_identifier
         self.aws_conn_id = aws_conn_id
@@ -186,6 +211,7 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
 
     def _validated_request(self) -> tuple[WaitRequest, AuroraServerlessHook]:
         """Validate every (rendered) parameter; build the core's request and the hook."""
+        reject_none_text({name: getattr(self, name) for name in self.template_fields})
         self._validate_static()
         validate_aws_params(self.aws_conn_id, self.region_name, self.verify, self.botocore_config)
         identifier, region = resolve_cluster(self.db_cluster_identifier, self.region_name)
@@ -202,6 +228,7 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
         )
         # Unknown conn_id: fail now, before any AWS call or waiting.
         hook.check_database_connection()
+        hook.check_aws_connection()
         request = WaitRequest(
             db_cluster_identifier=identifier,
             region_name=region or hook.get_region_name(),

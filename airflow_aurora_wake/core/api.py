@@ -15,9 +15,11 @@ from typing import Any, Literal
 
 from airflow_aurora_wake.core.cluster import ClusterSnapshot
 from airflow_aurora_wake.core.errors import (
+    AuroraWakeError,
     ClusterDescriptionError,
     DatabaseConfigurationError,
     InvalidParameterError,
+    classify_error,
 )
 from airflow_aurora_wake.core.probes import DatabaseTarget, SslSetting
 from airflow_aurora_wake.core.rds import RdsCalls
@@ -126,6 +128,13 @@ def build_wait_settings(
     """
     reference = validate_cluster_identifier(db_cluster_identifier)
     region = validate_region(region_name) or reference.region_from_arn
+    if reference.region_from_arn and region != reference.region_from_arn:
+        raise InvalidParameterError(
+            "region_name",
+            region,
+            f"the cluster ARN is in {reference.region_from_arn}: pass region_name="
+            f"{reference.region_from_arn!r} or None",
+        )
     endpoint = validate_endpoint_url(endpoint_url)
     probe_kind, secret_arn = validate_probe_settings(probe, data_api_secret_arn)
     use_iam = validate_bool(iam, "iam")
@@ -359,15 +368,27 @@ async def wake_and_wait(
     if settings.wake:
         # No nudge: the probe that follows wakes a v2 cluster itself, without a wasted hold.
         options = WakeOptions(capacity=settings.capacity, start_if_stopped=settings.start_if_stopped)
-        async with resources.rds_client() as rds:
-            result = await wake_cluster(
-                request.db_cluster_identifier,
-                options,
-                rds_client=rds,
-                region_name=request.region_name,
-                calls=RdsCalls(),
-                retry_seconds=max(1.0, min(60.0, deadline - time.time())),
+        try:
+            async with resources.rds_client() as rds:
+                result = await wake_cluster(
+                    request.db_cluster_identifier,
+                    options,
+                    rds_client=rds,
+                    region_name=request.region_name,
+                    calls=RdsCalls(),
+                    retry_seconds=max(1.0, min(60.0, deadline - time.time())),
+                )
+        except AuroraWakeError:
+            raise
+        except Exception as exc:
+            # Creating the client can fail before any call (no region, no credentials): say what
+            # to configure, as the wait loop does, instead of a botocore traceback.
+            verdict = classify_error(
+                exc, where="rds", cluster=request.db_cluster_identifier, region=request.region_name
             )
+            if verdict.retry or verdict.error is None:
+                raise
+            raise verdict.error from None
         log(f"wake: {result.action.value}: {result.detail}")
     return await wait_until_ready(request, resources, deadline=deadline, share_key=share_key, log=log)
 

@@ -80,6 +80,31 @@ def add_wait_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+#: The flag (or argument) that sets each parameter of wake_and_wait, for error messages.
+_FLAGS = {
+    "db_cluster_identifier": "CLUSTER",
+    "region_name": "--region",
+    "endpoint_url": "--endpoint-url",
+    "dsn": "--dsn",
+    "user": "--dsn (its USER)",
+    "password": "--password-env",
+    "database": "--database",
+    "probe": "--probe",
+    "data_api_secret_arn": "--data-api-secret-arn",
+    "timeout": "--timeout",
+    "connect_timeout": "--connect-timeout",
+    "describe_interval": "--describe-interval",
+    "ssl": "--ssl",
+}
+
+
+def _with_flag_names(exc: AuroraWakeError) -> AuroraWakeError:
+    """Name the command-line flag instead of the Python parameter in a parameter error."""
+    if isinstance(exc, InvalidParameterError) and exc.parameter in _FLAGS:
+        return InvalidParameterError(_FLAGS[exc.parameter], exc.value, exc.fix)
+    return exc
+
+
 def _emit(payload: dict[str, Any]) -> None:
     print(json.dumps(payload, sort_keys=True), flush=True)
 
@@ -125,7 +150,8 @@ def run_wait(args: argparse.Namespace) -> int:
                 endpoint_url=args.endpoint_url,
                 dsn=args.dsn,
                 password=password,
-                database=args.database if args.dsn is None else None,
+                # --database wins over the dsn's database (it used to be dropped silently).
+                database=args.database,
                 iam=args.iam,
                 ssl=args.ssl,
                 probe=args.probe,
@@ -145,6 +171,7 @@ def run_wait(args: argparse.Namespace) -> int:
         )
         return EXIT_TIMEOUT
     except AuroraWakeError as exc:
+        exc = _with_flag_names(exc)
         _progress(str(exc))
         _emit(
             {

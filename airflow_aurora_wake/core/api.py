@@ -51,6 +51,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+#: libpq's sslmode names, which both probes understand.
+_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 #: IAM tokens last 15 minutes; renew well before that.
 _IAM_TOKEN_REUSE_SECONDS = 600.0
 
@@ -143,6 +145,11 @@ def build_wait_settings(
     if ssl is not None and not isinstance(ssl, bool | str) and not _is_ssl_context(ssl):
         raise InvalidParameterError(
             "ssl", ssl, "must be an ssl.SSLContext, a bool, an sslmode string or None"
+        )
+    if isinstance(ssl, str) and ssl not in _SSL_MODES:
+        # Otherwise only the driver would say so, after the wake and a describe.
+        raise InvalidParameterError(
+            "ssl", ssl, f"must be one of {list(_SSL_MODES)}, a bool or an ssl.SSLContext"
         )
     parsed = parse_dsn(dsn) if dsn is not None else None
     engine_family = validate_engine(engine)

@@ -142,6 +142,12 @@ def run_wait(args: argparse.Namespace) -> int:
                 "do not put the password in --dsn (it shows in ps and shell history): "
                 "use --password-env VAR, PGPASSWORD or MYSQL_PWD",
             )
+        if args.iam and args.password_env:
+            raise InvalidParameterError(
+                "--password-env",
+                args.password_env,
+                "--iam logs in with IAM tokens, not a password: give either --iam or --password-env",
+            )
         password = None if args.iam else _password(args)
         report = asyncio.run(
             wake_and_wait(

@@ -43,9 +43,14 @@ def _record_texts(records: list[logging.LogRecord]) -> list[str]:
 
 
 @pytest.fixture(params=sorted(LOGINS), ids=sorted(LOGINS))
-def login(request: pytest.FixtureRequest, password_login: Any) -> Login:
+def login(request: pytest.FixtureRequest, password_login: Any, secret_guard: SecretGuard) -> Iterator[Login]:
     """The login a scenario runs with (see the module docstring)."""
-    return LOGINS[request.param].with_password(password_login)
+    chosen = LOGINS[request.param].with_password(password_login)
+    yield chosen
+    if chosen.iam:
+        # The IAM scenario really sent tokens (so the sweep really looked for them).
+        assert secret_guard.tokens, "IAM login, but no IAM token was generated"
+        assert all("X-Amz-Signature=" in token for token in secret_guard.tokens)
 
 
 @pytest.fixture(autouse=True)

@@ -305,7 +305,19 @@ def main(argv: list[str] | None = None) -> int:
     docs = REPO_ROOT / "docs"
     parser.add_argument("--json", type=Path, default=docs / "benchmarks.json", help="raw figures")
     parser.add_argument("--markdown", type=Path, default=docs / "benchmarks.md", help="the report")
+    parser.add_argument(
+        "--from-json", type=Path, default=None, help="only re-render the report from saved raw figures"
+    )
     args = parser.parse_args(argv)
+    if args.from_json is not None:
+        import report
+
+        saved = json.loads(args.from_json.read_text())
+        saved["goals"] = report.goals(saved)
+        args.from_json.write_text(json.dumps(saved, indent=1, default=str) + "\n")
+        args.markdown.write_text(report.render(saved, json_path=args.from_json))
+        print(f"re-rendered {args.markdown} from {args.from_json}")
+        return 0
     config = settings(args)
     given = sys.argv[1:] if argv is None else argv
     command = "python bench/run.py" + (" " + shlex.join(given) if given else "")

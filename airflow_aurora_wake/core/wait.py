@@ -73,6 +73,10 @@ LogCallback = Callable[[str], None]
 #: Probe cadence while RDS shows the cluster starting: a refused connection is free of AWS API
 #: budget, and full jitter up to 0.8 s keeps the end of a start seen within a second.
 _WAKING_PROBE_RETRY = RetryPolicy(initial=0.5, maximum=0.8)
+
+#: While RDS shows a cluster starting and the connection probe watches for the end of the start,
+#: describes are this many describe intervals apart.
+WAKING_DESCRIBE_STRETCH = 3
 #: Waiters released per event-loop turn when a shared wait completes.
 _DELIVERY_BATCH = 100
 
@@ -460,6 +464,17 @@ class _Poller:
                     self.snapshot = snapshot
                     self.last_describe_at = loop.time()
                     next_describe_at = self.last_describe_at + request.describe_interval
+                    if (
+                        snapshot.category is StatusCategory.WAKING
+                        and request.probe == "connection"
+                        and not confirming
+                        and not answered_while_waking
+                    ):
+                        # A start lasts minutes and the probe watches for its end (its success
+                        # brings a confirming describe), so RDS is only asked now and then whether
+                        # the start failed: that keeps a start's wait well under one describe per
+                        # describe_interval even with the confirmation.
+                        next_describe_at += request.describe_interval * (WAKING_DESCRIBE_STRETCH - 1)
                     if snapshot.category is StatusCategory.FAILED:
                         raise ClusterStateError(snapshot.identifier, snapshot.status)
                     if confirming:

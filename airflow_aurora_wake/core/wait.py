@@ -431,6 +431,12 @@ class _Poller:
         answered_while_waking = False
 
         while True:
+            if self.finished:
+                # The last waiter left. Normally the poller is cancelled then, but Python 3.11's
+                # asyncio.wait_for can swallow a cancellation that lands as a probe finishes
+                # (bpo-42130): without this the loop would go on describing forever, and the
+                # cancelled trigger would never finish cancelling.
+                return
             now = loop.time()
             if now >= next_describe_at:
                 try:
@@ -704,11 +710,12 @@ SHARED_WAITS = SharedWaitRegistry()
 
 async def _stop_poller(poller: _Poller) -> None:
     task = poller.task
-    if task is not None and not task.done():
+    # Wait for the poller to close its sockets and clients; if we are cancelled meanwhile the
+    # CancelledError propagates (asyncio.wait does not swallow it). Cancel again while it runs:
+    # a cancellation swallowed by asyncio.wait_for (Python 3.11) must not leave us waiting.
+    while task is not None and not task.done():
         task.cancel()
-        # Wait for the poller to close its sockets and clients; if we are cancelled meanwhile
-        # the CancelledError propagates (asyncio.wait does not swallow it).
-        await asyncio.wait([task])
+        await asyncio.wait([task], timeout=1.0)
 
 
 async def wait_until_ready(

@@ -73,6 +73,9 @@ async def test_trigger_recreated_after_a_triggerer_dies(
     first = asyncio.ensure_future(first_event(original, secret_guard))
     await until(lambda: rds_calls(cluster).get("DescribeDBClusters", 0) > describes_before, 30)
     first.cancel()
+    # The cancellation completes promptly (a triggerer cancels, then waits for cleanup).
+    done, _ = await asyncio.wait([first], timeout=30)
+    assert done, "the cancelled trigger did not finish within 30 s"
     with pytest.raises(asyncio.CancelledError):
         await first
     assert SHARED_WAITS.active_pollers() == 0  # nothing of it keeps running

@@ -47,7 +47,7 @@ def login(request: pytest.FixtureRequest, password_login: Any, secret_guard: Sec
     """The login a scenario runs with (see the module docstring)."""
     chosen = LOGINS[request.param].with_password(password_login)
     yield chosen
-    if chosen.iam:
+    if chosen.iam and secret_guard.expect_tokens:
         # The IAM scenario really sent tokens (so the sweep really looked for them).
         assert secret_guard.tokens, "IAM login, but no IAM token was generated"
         assert all("X-Amz-Signature=" in token for token in secret_guard.tokens)

@@ -85,6 +85,8 @@ class SecretGuard:
         self.secrets: set[str] = set()
         self.tokens: list[str] = []
         self.texts: list[str] = []
+        #: In IAM mode, whether the scenario must have sent tokens (False: it never probes).
+        self.expect_tokens = True
 
     def watch(self, *secrets: str | None) -> None:
         """Add secrets to look for (each at least 8 characters, so a match means a leak)."""

@@ -54,6 +54,7 @@ async def test_a_cluster_that_never_wakes_times_out_at_the_deadline(
     emulated: Any, login: Any, secret_guard: Any, never: str
 ) -> None:
     cluster_kwargs, sensor_kwargs, hint = NEVER[never]
+    secret_guard.expect_tokens = never != "kept-stopped"  # a stopped cluster is never probed
     cluster = emulated(kind="serverless-v2", **cluster_kwargs, **login.cluster_kwargs())
     kwargs = {"timeout": TIMEOUT, "connect_timeout": 1.0, **sensor_kwargs}
 
@@ -109,6 +110,7 @@ async def test_a_cluster_that_never_wakes_times_out_at_the_deadline(
 async def test_misconfiguration_is_never_skipped(
     emulated: Any, login: Any, secret_guard: Any, deferrable: bool
 ) -> None:
+    secret_guard.expect_tokens = False  # it fails on the describe, before any probe
     cluster = emulated(kind="serverless-v2", state="paused", **login.cluster_kwargs())
     task = ready_sensor(
         cluster, db_cluster_identifier="no-such-cluster", soft_fail=True, deferrable=deferrable, timeout=30

@@ -14,6 +14,7 @@ In IAM mode the "wrong password" is an IAM token the server rejects (the passwor
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -97,43 +98,49 @@ async def test_bad_login_fails_on_the_first_probe(
         else:
             assert "so it is awake" in message and "check the login" in message
 
-    # The operator's nudge wakes the cluster; a refused login is "the server answered".
-    woke = await run_operator(wake_operator(cluster, conn_id=BAD_CONN), secret_guard)
-    assert woke["action"] == "connection-nudge" and "answered" in woke["detail"], woke
-    nudges = counter(cluster, "connections_completed")
-    # The sensor's first check probes, and fails; soft_fail does not turn it into a skip.
-    with pytest.raises(AuroraWakeError) as failure:
-        await run_sensor(ready_sensor(cluster, conn_id=BAD_CONN, soft_fail=True), secret_guard)
-    check(failure.value)
-    # For 28000 the check's "not ready yet" defers, and the trigger allows its own one retry:
-    # the sensor path makes 3 attempts then (the check's budget is not carried into the trigger).
-    sensor_probes = 3 if probes == 2 else 1
-    assert counter(cluster, "connections_completed") - nudges == sensor_probes
+    async def airflow_path() -> None:
+        # The operator's nudge wakes the cluster; a refused login is "the server answered".
+        woke = await run_operator(wake_operator(cluster, conn_id=BAD_CONN), secret_guard)
+        assert woke["action"] == "connection-nudge" and "answered" in woke["detail"], woke
+        nudges = counter(cluster, "connections_completed")
+        # The sensor's first check probes, and fails; soft_fail does not turn it into a skip.
+        with pytest.raises(AuroraWakeError) as failure:
+            await run_sensor(ready_sensor(cluster, conn_id=BAD_CONN, soft_fail=True), secret_guard)
+        check(failure.value)
+        # For 28000 the check's "not ready yet" defers, and the trigger allows its own one
+        # retry: the sensor path makes 3 attempts then (the check's budget is not carried over).
+        sensor_probes = 3 if probes == 2 else 1
+        assert counter(cluster, "connections_completed") - nudges == sensor_probes
 
-    # A trigger whose first probe is held by the resume, then refused: an error event.
-    trigger = AuroraServerlessReadyTrigger(
-        db_cluster_identifier=TRIGGER_CLUSTER,
-        deadline=time.time() + 90,
-        aws_conn_id=cluster.aws_conn_id,
-        conn_id=BAD_CONN,
-        connect_timeout=30,
-        describe_interval=1.0,
-    )
-    payload = await first_event(trigger, secret_guard)
-    assert payload["status"] == "error" and payload["error_type"] == expected.__name__, payload
-    task = ready_sensor(cluster, conn_id=BAD_CONN, soft_fail=True)
-    with pytest.raises(AuroraWakeError) as resumed:
-        task.resume_execution("execute_complete", {"event": payload}, {})
-    secret_guard.add(resumed.value)
-    check(resumed.value)
-    assert counter(cluster, "connections_completed", TRIGGER_CLUSTER) == probes
+    async def trigger_path() -> None:
+        # A trigger whose first probe is held by the resume, then refused: an error event.
+        trigger = AuroraServerlessReadyTrigger(
+            db_cluster_identifier=TRIGGER_CLUSTER,
+            deadline=time.time() + 90,
+            aws_conn_id=cluster.aws_conn_id,
+            conn_id=BAD_CONN,
+            connect_timeout=30,
+            describe_interval=1.0,
+        )
+        payload = await first_event(trigger, secret_guard)
+        assert payload["status"] == "error" and payload["error_type"] == expected.__name__, payload
+        task = ready_sensor(cluster, conn_id=BAD_CONN, soft_fail=True)
+        with pytest.raises(AuroraWakeError) as resumed:
+            task.resume_execution("execute_complete", {"event": payload}, {})
+        secret_guard.add(resumed.value)
+        check(resumed.value)
+        assert counter(cluster, "connections_completed", TRIGGER_CLUSTER) == probes
 
-    # wake_and_wait names the DSN it used (user@host:port/db) instead of an Airflow connection.
-    api_login = login.__class__(login.engine, iam=login.iam, user=bad["user"], password=bad["password"])
-    with pytest.raises(AuroraWakeError) as plain:
-        await run_wake_and_wait(
-            cluster, api_login, secret_guard, identifier=API_CLUSTER, connect_timeout=30,
-            database=bad["database"],
-        )  # fmt: skip
-    check(plain.value, conn_named=False)
+    async def plain_path() -> None:
+        # wake_and_wait names the DSN it used (user@host:port/db) instead of an Airflow connection.
+        api_login = login.__class__(login.engine, iam=login.iam, user=bad["user"], password=bad["password"])
+        with pytest.raises(AuroraWakeError) as plain:
+            await run_wake_and_wait(
+                cluster, api_login, secret_guard, identifier=API_CLUSTER, connect_timeout=30,
+                database=bad["database"],
+            )  # fmt: skip
+        check(plain.value, conn_named=False)
+
+    # Three clusters of one emulator, one path each, at once.
+    await asyncio.gather(airflow_path(), trigger_path(), plain_path())
     assert counter(cluster, "connections_completed", API_CLUSTER) == probes

@@ -131,7 +131,8 @@ def test_unknown_aws_conn_id_says_how_to_create_it(connections: Any) -> None:
 
 @pytest.mark.parametrize("how", ["direct", "template"])
 def test_a_cluster_arn_is_accepted(connections: Any, how: str) -> None:
-    task = build(AuroraServerlessWakeOperator, BASE, "db_cluster_identifier", ARN, how)
+    # No nudge (conn_id=None): the wake step only describes, plans and returns.
+    task = build(AuroraServerlessWakeOperator, {**BASE, "conn_id": None}, "db_cluster_identifier", ARN, how)
     result = execute(task)
     assert result["db_cluster_identifier"] == "sales"
     calls = connections.counters()["rds_calls_by_cluster"]["sales"]

@@ -158,8 +158,15 @@ async def test_one_hundred_runs_on_one_cluster(emulated: Any, login: Any, secret
     assert ready_at is not None and min(payload["ready_at"] for payload in payloads) >= ready_at
     # The wake requests after the first were harmless: the cluster resumed once (the first
     # request, or the first probe connection, woke it; the others found it waking or awake).
-    assert actions.count("modify-capacity") <= 1, actions
     assert len(events(cluster, "resume-requested")) == 1
+    # On a loaded machine an operator may describe the cluster while it resumes (capacity 0) and
+    # send its request once the resume has finished: the cluster is awake, and the request asks
+    # for the capacity it already has. Any such request came after the resume, changed nothing.
+    late_requests = events(cluster, "scaling-requested")
+    assert actions.count("modify-capacity") <= 1 + len(late_requests), actions
+    for request in late_requests:
+        assert request.at >= ready_at, (request, ready_at)
+        assert float(request.detail["from"]) == float(request.detail["to"]), request
     assert rds_calls(cluster)["ModifyCurrentDBClusterCapacity"] <= RUNS
     # One shared loop: all 100 triggers saw the same attempts and RDS calls...
     assert len({(payload["attempts"], str(payload["rds_calls"])) for payload in payloads}) == 1

@@ -52,14 +52,18 @@ def model_of(obj: object) -> ClusterModel | None:
     return model if isinstance(model, ClusterModel) else None
 
 
-class EmulatedDBCluster(DBCluster):
-    """A moto ``DBCluster`` whose live fields come from the emulator's model."""
+class _ModelBacked:
+    """The emulator model attached to this moto object (see :func:`model_of`)."""
 
     @property
     def _model(self) -> ClusterModel:
-        model = self.__dict__[_MODEL_ATTRIBUTE]
-        assert isinstance(model, ClusterModel)
+        model = model_of(self)
+        assert model is not None
         return model
+
+
+class EmulatedDBCluster(_ModelBacked, DBCluster):
+    """A moto ``DBCluster`` whose live fields come from the emulator's model."""
 
     @property  # type: ignore[override]
     def status(self) -> str:
@@ -144,14 +148,8 @@ class EmulatedDBCluster(DBCluster):
         )
 
 
-class EmulatedDBInstance(DBInstanceClustered):
+class EmulatedDBInstance(_ModelBacked, DBInstanceClustered):
     """A moto clustered ``DBInstance`` whose endpoint and status come from the cluster's model."""
-
-    @property
-    def _model(self) -> ClusterModel:
-        model = self.__dict__[_MODEL_ATTRIBUTE]
-        assert isinstance(model, ClusterModel)
-        return model
 
     @property  # type: ignore[override]
     def status(self) -> str:

@@ -18,18 +18,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Sub-command modules import their heavy dependencies (moto, aiobotocore) only when run.
+    from airflow_aurora_wake.core.cli import add_wait_parser
+    from airflow_aurora_wake.demo import add_demo_parser
     from airflow_aurora_wake.emulator.cli import add_emulator_parser
 
     add_emulator_parser(subcommands)
-    from airflow_aurora_wake.demo import add_demo_parser
-
     add_demo_parser(subcommands)
-    try:
-        from airflow_aurora_wake.core.cli import add_wait_parser
-    except ImportError:  # pragma: no cover - the core lands in its own change
-        pass
-    else:
-        add_wait_parser(subcommands)
+    add_wait_parser(subcommands)
     return parser
 
 

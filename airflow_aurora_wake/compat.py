@@ -11,9 +11,29 @@ asynchronous connection look-up used by triggers.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow import __version__ as _AIRFLOW_VERSION
+
+# common-compat declares these names for type checkers too (airflow.sdk's), so one import serves
+# both the running version and mypy.
+from airflow.providers.common.compat.sdk import (
+    DAG,
+    AirflowException,
+    AirflowNotFoundException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseHook,
+    BaseOperator,
+    BaseSensorOperator,
+    Connection,
+    Context,
+    PokeReturnValue,
+    TaskDeferred,
+    Variable,
+    conf,
+    task,
+)
 
 # Triggers have not moved to the Task SDK: the same import works on 2.11 and 3.x.
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -27,45 +47,6 @@ def _airflow_version_tuple() -> tuple[int, int, int]:
 
 AIRFLOW_V_3_0_PLUS: bool = _airflow_version_tuple() >= (3, 0, 0)
 """``True`` on Airflow 3.0 and later (Task SDK), ``False`` on 2.11."""
-
-if TYPE_CHECKING:
-    from airflow.sdk import (
-        DAG,
-        BaseHook,
-        BaseOperator,
-        BaseSensorOperator,
-        Connection,
-        Context,
-        PokeReturnValue,
-        Variable,
-        task,
-    )
-    from airflow.sdk.configuration import conf
-    from airflow.sdk.exceptions import (
-        AirflowException,
-        AirflowNotFoundException,
-        AirflowSensorTimeout,
-        AirflowSkipException,
-        TaskDeferred,
-    )
-else:
-    from airflow.providers.common.compat.sdk import (
-        DAG,
-        AirflowException,
-        AirflowNotFoundException,
-        AirflowSensorTimeout,
-        AirflowSkipException,
-        BaseHook,
-        BaseOperator,
-        BaseSensorOperator,
-        Connection,
-        Context,
-        PokeReturnValue,
-        TaskDeferred,
-        Variable,
-        conf,
-        task,
-    )
 
 
 def first_reschedule_date(context: Context) -> datetime | None:

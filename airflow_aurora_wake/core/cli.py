@@ -15,8 +15,9 @@ import os
 import sys
 from typing import Any
 
+from airflow_aurora_wake.core.dsn import parse_dsn
+from airflow_aurora_wake.core.engines import SSL_MODES
 from airflow_aurora_wake.core.errors import AuroraWakeError, InvalidParameterError, ReadyTimeoutError
-from airflow_aurora_wake.core.validation import parse_dsn
 
 __all__ = ["EXIT_MISCONFIGURED", "EXIT_READY", "EXIT_TIMEOUT", "add_wait_parser", "run_wait"]
 
@@ -43,7 +44,9 @@ def add_wait_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("cluster", help="DB cluster identifier or ARN")
-    parser.add_argument("--region", default=None, help="AWS region (default: the environment's)")
+    parser.add_argument(
+        "--region", dest="region_name", default=None, help="AWS region (default: the environment's)"
+    )
     parser.add_argument("--endpoint-url", default=None, help="RDS endpoint URL (emulator, VPC endpoint)")
     parser.add_argument(
         "--dsn",
@@ -73,12 +76,27 @@ def add_wait_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--ssl",
         default=None,
-        choices=["disable", "prefer", "require", "verify-ca", "verify-full"],
+        choices=SSL_MODES,
         help="TLS mode for the database connection",
     )
     parser.set_defaults(handler=run_wait)
     return parser
 
+
+#: The parameters of wake_and_wait that a flag of the same name (its argparse dest) sets as given.
+_PASSED_AS_IS = (
+    "region_name",
+    "endpoint_url",
+    "dsn",
+    "database",
+    "iam",
+    "ssl",
+    "probe",
+    "data_api_secret_arn",
+    "timeout",
+    "connect_timeout",
+    "describe_interval",
+)
 
 #: The flag (or argument) that sets each parameter of wake_and_wait, for error messages.
 _FLAGS = {
@@ -149,25 +167,16 @@ def run_wait(args: argparse.Namespace) -> int:
                 "--iam logs in with IAM tokens, not a password: give either --iam or --password-env",
             )
         password = None if args.iam else _password(args)
+        # --database wins over the dsn's database (wake_and_wait's rule for database=).
+        parameters: dict[str, Any] = {name: getattr(args, name) for name in _PASSED_AS_IS}
         report = asyncio.run(
             wake_and_wait(
                 args.cluster,
-                region_name=args.region,
-                endpoint_url=args.endpoint_url,
-                dsn=args.dsn,
                 password=password,
-                # --database wins over the dsn's database (it used to be dropped silently).
-                database=args.database,
-                iam=args.iam,
-                ssl=args.ssl,
-                probe=args.probe,
-                data_api_secret_arn=args.data_api_secret_arn,
-                timeout=args.timeout,
-                connect_timeout=args.connect_timeout,
-                describe_interval=args.describe_interval,
                 wake=not args.no_wake,
                 start_if_stopped=not args.no_start,
                 log=_progress,
+                **parameters,
             )
         )
     except ReadyTimeoutError as exc:

@@ -6,8 +6,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal
+from typing import Any
 
+from airflow_aurora_wake.core.engines import EngineFamily, engine_family
 from airflow_aurora_wake.core.errors import ClusterDescriptionError
 
 __all__ = [
@@ -77,20 +78,6 @@ def status_category(status: str) -> StatusCategory:
     return StatusCategory.FAILED
 
 
-def engine_family(engine: str) -> Literal["postgresql", "mysql"] | None:
-    """Return the wire protocol of an RDS engine name, or ``None`` for engines the core cannot probe.
-
-    :param engine: ``aurora-postgresql``, ``aurora-mysql``, ``aurora`` (MySQL 5.6), ``postgres``,
-        ``mysql``, ...
-    """
-    normalized = engine.strip().lower()
-    if normalized in ("aurora-postgresql", "postgres", "postgresql"):
-        return "postgresql"
-    if normalized in ("aurora-mysql", "aurora", "mysql", "mariadb"):
-        return "mysql"
-    return None
-
-
 @dataclass(frozen=True)
 class ClusterSnapshot:
     """What one ``DescribeDBClusters`` answer says about a cluster.
@@ -144,7 +131,7 @@ class ClusterSnapshot:
         return self.kind is ClusterKind.SERVERLESS_V2 and self.auto_pause
 
     @property
-    def engine_family(self) -> Literal["postgresql", "mysql"] | None:
+    def engine_family(self) -> EngineFamily | None:
         """``postgresql`` or ``mysql`` (the wire protocol), ``None`` for other engines."""
         return engine_family(self.engine)
 
@@ -200,22 +187,22 @@ def _integer(mapping: Mapping[Any, Any], key: str, identifier: object, path: str
     return int(number)
 
 
-def _flag(item: Mapping[Any, Any], key: str, identifier: object, path: str) -> bool:
+def _typed(
+    item: Mapping[Any, Any], key: str, identifier: object, path: str, kind: type, expected: str
+) -> Any:
     value = item.get(key)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise _fail(identifier, path, f"must be true or false, not {type(value).__name__}")
+    if value is not None and not isinstance(value, kind):
+        raise _fail(identifier, path, f"must be {expected}, not {type(value).__name__}")
     return value
+
+
+def _flag(item: Mapping[Any, Any], key: str, identifier: object, path: str) -> bool:
+    return bool(_typed(item, key, identifier, path, bool, "true or false"))
 
 
 def _section(item: Mapping[Any, Any], key: str, identifier: object) -> Mapping[Any, Any] | None:
-    value = item.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise _fail(identifier, key, f"must be an object, not {type(value).__name__}")
-    return value
+    section: Mapping[Any, Any] | None = _typed(item, key, identifier, key, Mapping, "an object")
+    return section
 
 
 def classify_cluster(description: Mapping[str, Any]) -> ClusterSnapshot:

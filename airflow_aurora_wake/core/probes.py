@@ -10,12 +10,31 @@ import asyncio
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from airflow_aurora_wake.core.cluster import ClusterSnapshot
-from airflow_aurora_wake.core.errors import AuroraWakeError, DatabaseConfigurationError, classify_error
+from airflow_aurora_wake.core.engines import (
+    SSL_MODES,
+    SSL_MODES_REQUIRING_TLS,
+    SSL_MODES_VERIFYING,
+    EngineFamily,
+)
+from airflow_aurora_wake.core.errors import (
+    AuroraWakeError,
+    ClusterDescriptionError,
+    InvalidParameterError,
+    classify_error,
+)
+from airflow_aurora_wake.core.rds import RdsCalls
 
-__all__ = ["DatabaseTarget", "check_target_engine", "nudge_database", "probe_data_api", "probe_database"]
+__all__ = [
+    "DatabaseTarget",
+    "SslSetting",
+    "nudge_database",
+    "probe_data_api",
+    "probe_database",
+    "probe_once",
+]
 
 SslSetting = ssl_module.SSLContext | bool | str | None
 
@@ -39,7 +58,7 @@ class DatabaseTarget:
     :param conn_id: the Airflow connection id, for messages only.
     """
 
-    engine: Literal["postgresql", "mysql"]
+    engine: EngineFamily
     host: str
     port: int
     user: str
@@ -61,45 +80,23 @@ class DatabaseTarget:
         return self.password
 
 
-def check_target_engine(snapshot: ClusterSnapshot, target: DatabaseTarget | None) -> None:
-    """Fail when the connection's engine does not match the cluster's (or the engine is unsupported).
-
-    :param snapshot: the cluster.
-    :param target: the database target, or ``None`` (nothing to check).
-    :raises DatabaseConfigurationError: on a mismatch, naming both engines.
-    """
-    if target is None:
-        return
-    family = snapshot.engine_family
-    if family is None:
-        raise DatabaseConfigurationError(
-            f"DB cluster {snapshot.identifier!r} runs engine {snapshot.engine!r}, which this provider "
-            "cannot probe: only Aurora PostgreSQL and Aurora MySQL are supported"
-        )
-    if target.engine != family:
-        raise DatabaseConfigurationError(
-            f"connection {target.describe()} is {target.engine} but DB cluster {snapshot.identifier!r} "
-            f"runs {snapshot.engine}: point the connection at a {family} database"
-        )
-
-
 _MYSQL_CONTEXTS: dict[bool, ssl_module.SSLContext] = {}
 
 
 def _mysql_ssl(setting: SslSetting) -> ssl_module.SSLContext | None:
     if isinstance(setting, ssl_module.SSLContext):
         return setting
-    if setting in (None, False, "disable", "allow", "prefer"):
+    if (
+        setting is None
+        or setting is False
+        or (setting in SSL_MODES and setting not in SSL_MODES_REQUIRING_TLS)
+    ):
         return None
-    verify = setting in ("verify-ca", "verify-full")
-    if setting not in (True, "require", "verify-ca", "verify-full"):
-        from airflow_aurora_wake.core.errors import InvalidParameterError
-
+    if setting is not True and setting not in SSL_MODES_REQUIRING_TLS:
         raise InvalidParameterError(
-            "ssl",
-            setting,
-            "must be an SSLContext, a bool or one of disable/prefer/require/verify-ca/verify-full",
+            "ssl", setting, f"must be an SSLContext, a bool or one of {'/'.join(SSL_MODES)}"
         )
+    verify = setting in SSL_MODES_VERIFYING
     # Built once per process: loading the CA store reads files, which should not repeat per probe.
     context = _MYSQL_CONTEXTS.get(verify)
     if context is None:
@@ -191,6 +188,63 @@ async def probe_data_api(
     await rds_data_client.execute_statement(**params)
 
 
+async def probe_once(
+    snapshot: ClusterSnapshot,
+    *,
+    probe: str,
+    timeout: float,
+    target: DatabaseTarget | None = None,
+    rds_data_client: Any = None,
+    data_api_secret_arn: str | None = None,
+    database: str | None = None,
+    calls: RdsCalls | None = None,
+) -> str | None:
+    """One readiness attempt, ``SELECT 1`` over a real connection or over the Data API.
+
+    Every caller (the wait loop, the sensor's check, the wake operator's Data API nudge) goes
+    through here, so both probes are bounded and counted the same way.
+
+    :param snapshot: the cluster as described (its ARN for the Data API).
+    :param probe: ``connection`` or ``data-api``.
+    :param timeout: seconds the whole attempt may take.
+    :param target: the database, for ``connection``.
+    :param rds_data_client: an aiobotocore ``rds-data`` client, for ``data-api``.
+    :param data_api_secret_arn: the secret with the login, for ``data-api``.
+    :param database: the database, for ``data-api``.
+    :param calls: counts the ``ExecuteStatement`` calls.
+    :returns: ``host:port`` that answered (the cluster endpoint for the Data API), if known.
+    :raises TimeoutError: when the attempt took longer than ``timeout``.
+    :raises Exception: the driver's or botocore's exception otherwise (classify it).
+    """
+    if probe == "data-api":
+        if not snapshot.arn:
+            raise ClusterDescriptionError(
+                f"DescribeDBClusters gave no DBClusterArn for {snapshot.identifier!r}; the Data API "
+                "probe needs it (use probe='connection')"
+            )
+        if data_api_secret_arn is None or rds_data_client is None:
+            raise ValueError("a Data API probe needs data_api_secret_arn and an rds-data client")
+        if calls is not None:
+            calls.record("ExecuteStatement")
+        try:
+            await asyncio.wait_for(
+                probe_data_api(
+                    rds_data_client,
+                    cluster_arn=snapshot.arn,
+                    secret_arn=data_api_secret_arn,
+                    database=database,
+                ),
+                timeout=timeout,
+            )
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"Data API call timed out after {timeout:.1f} s") from None
+        return f"{snapshot.endpoint}:{snapshot.port}" if snapshot.endpoint else None
+    if target is None:
+        raise ValueError("a connection probe needs a database target")
+    await probe_database(target, connect_timeout=timeout)
+    return f"{target.host}:{target.port}"
+
+
 async def nudge_database(target: DatabaseTarget, *, hold_seconds: float = 3.0) -> str:
     """Start a resume with a connection attempt, without waiting for the resume to finish.
 
@@ -205,8 +259,6 @@ async def nudge_database(target: DatabaseTarget, *, hold_seconds: float = 3.0) -
     """
     try:
         await probe_database(target, connect_timeout=hold_seconds)
-    except asyncio.CancelledError:
-        raise
     except AuroraWakeError as exc:
         return f"connection attempt to {target.describe()} could not be made: {exc}"
     except Exception as exc:

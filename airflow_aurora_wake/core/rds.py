@@ -11,7 +11,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from airflow_aurora_wake.core.cluster import ClusterSnapshot, classify_cluster
 from airflow_aurora_wake.core.errors import (
@@ -20,7 +20,7 @@ from airflow_aurora_wake.core.errors import (
     ClusterNotFoundError,
     TransientError,
     aws_error_code,
-    classify_error,
+    raise_if_fatal,
 )
 from airflow_aurora_wake.core.retry import AWS_RETRY, THROTTLE_RETRY, RetryPolicy
 
@@ -63,21 +63,17 @@ class RdsCalls:
 
 def _raise_mapped(
     exc: Exception, *, action: str, identifier: str, region_name: str | None, seen: bool = False
-) -> None:
+) -> NoReturn:
     """Raise the core error for ``exc`` (fatal) or a :class:`TransientError` (may pass)."""
     if seen and aws_error_code(exc) == "DBClusterNotFoundFault":
         raise ClusterDeletedError(
             f"DB cluster {identifier!r} was deleted while waiting for it (DescribeDBClusters now "
             "answers DBClusterNotFoundFault)"
         ) from None
-    verdict = classify_error(exc, where=f"rds:{action}", cluster=identifier, region=region_name)
-    if verdict.retry:
-        raise TransientError(
-            f"rds:{action} for DB cluster {identifier!r} failed: {verdict.reason}", verdict
-        ) from exc
-    if verdict.error is None:
-        raise exc
-    raise verdict.error from None
+    verdict = raise_if_fatal(exc, where=f"rds:{action}", cluster=identifier, region=region_name)
+    raise TransientError(
+        f"rds:{action} for DB cluster {identifier!r} failed: {verdict.reason}", verdict
+    ) from exc
 
 
 async def describe_cluster(
@@ -102,13 +98,10 @@ async def describe_cluster(
         calls.record("DescribeDBClusters")
     try:
         response = await client.describe_db_clusters(DBClusterIdentifier=identifier)
-    except asyncio.CancelledError:
-        raise
     except Exception as exc:
         _raise_mapped(
             exc, action="DescribeDBClusters", identifier=identifier, region_name=region_name, seen=seen
         )
-        raise  # pragma: no cover - _raise_mapped always raises
     clusters = response.get("DBClusters") if isinstance(response, Mapping) else None
     if not isinstance(clusters, list):
         raise ClusterDescriptionError(
@@ -159,15 +152,12 @@ async def modify_current_capacity(
             SecondsBeforeTimeout=seconds_before_timeout,
             TimeoutAction=timeout_action,
         )
-    except asyncio.CancelledError:
-        raise
     except Exception as exc:
         if aws_error_code(exc) == "InvalidDBClusterStateFault":
             return False
         _raise_mapped(
             exc, action="ModifyCurrentDBClusterCapacity", identifier=identifier, region_name=region_name
         )
-        raise  # pragma: no cover
     return True
 
 
@@ -187,13 +177,10 @@ async def start_cluster(
         calls.record("StartDBCluster")
     try:
         await client.start_db_cluster(DBClusterIdentifier=identifier)
-    except asyncio.CancelledError:
-        raise
     except Exception as exc:
         if aws_error_code(exc) == "InvalidDBClusterStateFault":
             return False
         _raise_mapped(exc, action="StartDBCluster", identifier=identifier, region_name=region_name)
-        raise  # pragma: no cover
     return True
 
 

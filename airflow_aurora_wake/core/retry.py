@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from airflow_aurora_wake.core.errors import InvalidParameterError
 
-__all__ = ["AWS_RETRY", "DATA_API_RETRY", "PROBE_RETRY", "THROTTLE_RETRY", "RetryPolicy"]
+__all__ = ["AWS_RETRY", "DATA_API_RETRY", "PROBE_RETRY", "THROTTLE_RETRY", "Backoff", "RetryPolicy"]
 
 
 @dataclass(frozen=True)
@@ -66,3 +66,32 @@ THROTTLE_RETRY = RetryPolicy(initial=1.0, maximum=20.0)
 DATA_API_RETRY = RetryPolicy(initial=1.0, maximum=5.0)
 #: AWS 5xx and network trouble on the RDS API.
 AWS_RETRY = RetryPolicy(initial=0.5, maximum=5.0)
+
+
+class Backoff:
+    """The delays of one sequence of retries: throttling and other failures counted apart.
+
+    Throttling backs off on :data:`THROTTLE_RETRY` and never counts as a failure; other
+    failures back off on the policy given for each delay.
+    """
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.throttles = 0
+
+    def delay(self, *, throttled: bool, policy: RetryPolicy, rng: random.Random) -> float:
+        """Count one more failure and return how long to wait before the next try.
+
+        :param throttled: whether AWS throttled the call.
+        :param policy: the policy for failures that are not throttling.
+        :param rng: the random source.
+        """
+        if throttled:
+            self.throttles += 1
+            return THROTTLE_RETRY.delay(self.throttles, rng)
+        self.failures += 1
+        return policy.delay(self.failures, rng)
+
+    def reset(self) -> None:
+        """Start over after a success."""
+        self.failures = self.throttles = 0

@@ -11,8 +11,9 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+from airflow_aurora_wake.core.engines import ENGINE_NAMES, TIMEOUT_ACTIONS, V1_CAPACITIES, EngineFamily
 from airflow_aurora_wake.core.errors import InvalidParameterError
 
 __all__ = [
@@ -20,8 +21,7 @@ __all__ = [
     "TIMEOUT_ACTIONS",
     "V1_CAPACITIES",
     "ClusterReference",
-    "ParsedDsn",
-    "parse_dsn",
+    "resolve_cluster",
     "validate_bool",
     "validate_capacity",
     "validate_cluster_identifier",
@@ -40,12 +40,6 @@ __all__ = [
     "validate_timeout_action",
 ]
 
-#: Valid Serverless v1 capacities per engine family.
-V1_CAPACITIES: dict[str, tuple[int, ...]] = {
-    "mysql": (1, 2, 4, 8, 16, 32, 64, 128, 256),
-    "postgresql": (2, 4, 8, 16, 32, 64, 192, 384),
-}
-TIMEOUT_ACTIONS = ("RollbackCapacityChange", "ForceApplyCapacityChange")
 PROBES = ("connection", "data-api")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|-(?!-)){0,62}$")
@@ -104,6 +98,28 @@ def validate_cluster_identifier(value: object, parameter: str = "db_cluster_iden
     if not _IDENTIFIER.match(text) or text.endswith("-"):
         raise InvalidParameterError(parameter, value, fix)
     return ClusterReference(identifier=text)
+
+
+def resolve_cluster(identifier: object, region_name: object) -> tuple[str, str | None]:
+    """Validate a cluster identifier (or ARN) with the region; return the plain name and the region.
+
+    A cluster ARN carries its region: it is used when ``region_name`` is unset, and must agree
+    with it otherwise.
+
+    :param identifier: the DB cluster identifier or ARN (``db_cluster_identifier``).
+    :param region_name: the ``region_name`` parameter.
+    :raises InvalidParameterError: a bad identifier or region, or a region the ARN contradicts.
+    """
+    reference = validate_cluster_identifier(identifier)
+    region = validate_region(region_name)
+    if reference.region_from_arn and region and region != reference.region_from_arn:
+        raise InvalidParameterError(
+            "region_name",
+            region,
+            f"the cluster ARN is in {reference.region_from_arn}: pass region_name="
+            f"{reference.region_from_arn!r} or None",
+        )
+    return reference.identifier, region or reference.region_from_arn
 
 
 def validate_region(value: object, parameter: str = "region_name") -> str | None:
@@ -193,7 +209,7 @@ def validate_deadline(value: object, parameter: str = "deadline") -> float:
 
 
 def validate_capacity(
-    value: object, engine_family: str | None = None, parameter: str = "capacity"
+    value: object, engine_family: EngineFamily | None = None, parameter: str = "capacity"
 ) -> int | None:
     """Validate a Serverless v1 capacity (``None`` means the cluster's minimum valid capacity).
 
@@ -207,7 +223,7 @@ def validate_capacity(
     if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
         raise InvalidParameterError(parameter, value, f"must be a whole number of ACUs, one of {all_valid}")
     capacity = int(value)
-    valid = V1_CAPACITIES.get(engine_family or "", tuple(all_valid))
+    valid = V1_CAPACITIES[engine_family] if engine_family else tuple(all_valid)
     if capacity not in valid:
         engine_text = f" for Aurora {engine_family}" if engine_family else ""
         raise InvalidParameterError(parameter, value, f"valid capacities{engine_text} are {list(valid)}")
@@ -307,10 +323,9 @@ def validate_engine(value: object, parameter: str = "engine") -> Literal["postgr
     """
     if value is None:
         return None
-    if value in ("postgresql", "postgres", "aurora-postgresql") and isinstance(value, str):
-        return "postgresql"
-    if value in ("mysql", "aurora-mysql", "mariadb") and isinstance(value, str):
-        return "mysql"
+    family = ENGINE_NAMES.get(value) if isinstance(value, str) else None
+    if family is not None:
+        return family
     raise InvalidParameterError(parameter, value, "must be 'postgresql' or 'mysql' (or None to infer it)")
 
 
@@ -326,67 +341,3 @@ def validate_optional_name(value: object, parameter: str) -> str | None:
     if not _NAME.match(text) or text != text.strip():
         raise InvalidParameterError(parameter, value, "must be non-empty without leading/trailing whitespace")
     return text
-
-
-@dataclass(frozen=True)
-class ParsedDsn:
-    """The parts of a ``postgresql://user@host:port/db`` or ``mysql://...`` DSN.
-
-    :param engine: ``postgresql`` or ``mysql``.
-    :param user: the user, if given.
-    :param host: the host, if given (``None`` means the cluster's writer endpoint).
-    :param port: the port, if given.
-    :param database: the database, if given.
-    :param password: the password embedded in the DSN, if any (never shown in repr).
-    """
-
-    engine: Literal["postgresql", "mysql"]
-    user: str | None
-    host: str | None
-    port: int | None
-    database: str | None
-    password: str | None = None
-
-    def __repr__(self) -> str:
-        secret = "***" if self.password else None
-        return (
-            f"ParsedDsn(engine={self.engine!r}, user={self.user!r}, host={self.host!r}, "
-            f"port={self.port!r}, database={self.database!r}, password={secret!r})"
-        )
-
-
-def parse_dsn(value: object, parameter: str = "dsn") -> ParsedDsn:
-    """Parse a database DSN; the password, if present, never appears in an error message.
-
-    :param value: ``postgresql://user@host:port/db`` or ``mysql://user@host:port/db``.
-    :param parameter: the parameter name for messages.
-    """
-    fix = "give postgresql://USER@HOST:PORT/DATABASE or mysql://USER@HOST:PORT/DATABASE"
-    text = _require_str(parameter, value, fix)
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError:
-        raise InvalidParameterError(parameter, _redacted_dsn(text), fix) from None
-    shown = _redacted_dsn(text)
-    scheme = parts.scheme.lower().split("+", 1)[0]
-    engine = validate_engine(scheme if scheme else None, parameter) if scheme else None
-    if engine is None:
-        raise InvalidParameterError(parameter, shown, fix)
-    database = unquote(parts.path.lstrip("/")) or None
-    if database is not None and "/" in database:
-        raise InvalidParameterError(parameter, shown, "the database name must not contain '/'; " + fix)
-    return ParsedDsn(
-        engine=engine,
-        user=unquote(parts.username) if parts.username else None,
-        host=parts.hostname or None,
-        port=port,
-        database=database,
-        password=unquote(parts.password) if parts.password is not None else None,
-    )
-
-
-def _redacted_dsn(text: str) -> str:
-    from airflow_aurora_wake.core.errors import redact
-
-    return redact(text)

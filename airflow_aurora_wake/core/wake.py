@@ -1,7 +1,7 @@
 """Decide and send the wake that fits a cluster; return at once (the sensor does the waiting).
 
 :func:`plan_wake` is pure (a snapshot and options in, a plan out) so every row of the decision
-table is testable without AWS; :func:`execute_wake` sends the plan's one request.
+table is testable without AWS; :func:`wake_cluster` describes, plans and sends the plan's one request.
 """
 
 from __future__ import annotations
@@ -12,22 +12,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot, StatusCategory
+from airflow_aurora_wake.core.engines import V1_CAPACITIES
 from airflow_aurora_wake.core.errors import (
     ClusterStateError,
     InvalidParameterError,
     TransientError,
     aws_error_code,
-    classify_error,
+    raise_if_fatal,
 )
-from airflow_aurora_wake.core.probes import (
-    DatabaseTarget,
-    check_target_engine,
-    nudge_database,
-    probe_data_api,
-)
+from airflow_aurora_wake.core.probes import DatabaseTarget, nudge_database, probe_once
 from airflow_aurora_wake.core.rds import (
     RdsCalls,
     describe_cluster,
@@ -35,8 +31,8 @@ from airflow_aurora_wake.core.rds import (
     retry_transient,
     start_cluster,
 )
+from airflow_aurora_wake.core.targets import check_engine
 from airflow_aurora_wake.core.validation import (
-    V1_CAPACITIES,
     validate_bool,
     validate_capacity,
     validate_positive_seconds,
@@ -46,15 +42,23 @@ from airflow_aurora_wake.core.validation import (
 )
 
 __all__ = [
+    "DATA_API_NUDGE_TIMEOUT",
     "WakeAction",
     "WakeOptions",
     "WakePlan",
     "WakeResult",
     "choose_v1_capacity",
-    "execute_wake",
     "plan_wake",
     "wake_cluster",
 ]
+
+#: Seconds a Data API nudge may take: it answers DatabaseResumingException at once on a paused
+#: cluster, so a longer call means trouble the sensor's own probe will see.
+DATA_API_NUDGE_TIMEOUT = 30.0
+
+T = TypeVar("T")
+#: Runs one AWS call, retrying throttling and 5xx answers until the wake's deadline.
+_Retrying = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
 class WakeAction(str, Enum):
@@ -108,30 +112,21 @@ class WakeOptions:
 
 @dataclass(frozen=True)
 class WakePlan:
-    """The one request :func:`execute_wake` will send.
+    """The one request :func:`wake_cluster` will send.
 
     :param snapshot: the cluster as described.
     :param action: what to do.
     :param detail: why, in words a user reads in the task log.
-    :param capacity: v1 capacity to request.
-    :param seconds_before_timeout: v1 ``SecondsBeforeTimeout``.
-    :param timeout_action: v1 ``TimeoutAction``.
-    :param nudge_target: the database to nudge.
-    :param data_api_secret_arn: the Data API secret.
-    :param database: the Data API database.
-    :param nudge_hold_seconds: how long a connection nudge holds its attempt open.
+    :param options: the options the request is sent with (v1 timeout settings, nudge target,
+        Data API secret and database, hold time).
+    :param capacity: the v1 capacity chosen for the cluster, for ``modify-capacity``.
     """
 
     snapshot: ClusterSnapshot
     action: WakeAction
     detail: str
+    options: WakeOptions = field(default_factory=WakeOptions, repr=False)
     capacity: int | None = None
-    seconds_before_timeout: int = 300
-    timeout_action: str = "RollbackCapacityChange"
-    nudge_target: DatabaseTarget | None = field(default=None, repr=False)
-    data_api_secret_arn: str | None = None
-    database: str | None = None
-    nudge_hold_seconds: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -236,27 +231,26 @@ def plan_wake(snapshot: ClusterSnapshot, options: WakeOptions) -> WakePlan:
             snapshot,
             WakeAction.MODIFY_CAPACITY,
             f"cluster {name} is paused (capacity 0); scaling it to {capacity} ACUs",
+            options,
             capacity=capacity,
-            seconds_before_timeout=options.seconds_before_timeout,
-            timeout_action=options.timeout_action,
         )
     if snapshot.kind is ClusterKind.SERVERLESS_V2 and snapshot.auto_pause:
-        check_target_engine(snapshot, options.nudge_target)
+        if options.nudge_target is not None:
+            target = options.nudge_target
+            check_engine(snapshot, target.engine, f"connection {target.describe()}")
         if options.data_api_secret_arn and snapshot.arn:
             return WakePlan(
                 snapshot,
                 WakeAction.NUDGE_DATA_API,
                 f"cluster {name} may be paused (auto-pause); a Data API SELECT 1 starts the resume",
-                data_api_secret_arn=options.data_api_secret_arn,
-                database=options.database,
+                options,
             )
         if options.nudge_target is not None:
             return WakePlan(
                 snapshot,
                 WakeAction.NUDGE_CONNECTION,
                 f"cluster {name} may be paused (auto-pause); a connection attempt starts the resume",
-                nudge_target=options.nudge_target,
-                nudge_hold_seconds=options.nudge_hold_seconds,
+                options,
             )
         return WakePlan(
             snapshot,
@@ -271,44 +265,21 @@ def plan_wake(snapshot: ClusterSnapshot, options: WakeOptions) -> WakePlan:
     )
 
 
-async def execute_wake(
+async def _send(
     plan: WakePlan,
+    with_retries: _Retrying,
     *,
     rds_client: Any,
-    rds_data_client: Any = None,
-    region_name: str | None = None,
-    calls: RdsCalls | None = None,
-    retry_seconds: float = 60.0,
-    clock: Callable[[], float] = time.time,
-    rng: random.Random | None = None,
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-) -> WakeResult:
-    """Send the plan's one request and return at once; never waits for the cluster.
+    rds_data_client: Any,
+    region_name: str | None,
+    calls: RdsCalls,
+) -> tuple[WakeAction, str]:
+    """Send the plan's one request; return what was done and the sentence for the log.
 
     Every "already under way" answer is a success, so many callers may wake one cluster at once.
-
-    :param plan: from :func:`plan_wake`.
-    :param rds_client: an aiobotocore RDS client.
-    :param rds_data_client: an aiobotocore ``rds-data`` client (for a Data API nudge).
-    :param region_name: the region, for messages.
-    :param calls: counter for AWS calls.
-    :param retry_seconds: how long to retry throttling and 5xx answers.
-    :param clock: the wall clock.
-    :param rng: random source for backoff jitter.
-    :param sleep: the sleep coroutine.
     """
-    calls = calls if calls is not None else RdsCalls()
-    snapshot = plan.snapshot
-    name = snapshot.identifier
-    retry_deadline = clock() + retry_seconds
-    action = plan.action
-    detail = plan.detail
-    requested_at = clock()
-
-    async def with_retries(operation: Callable[[], Awaitable[bool]]) -> bool:
-        return await retry_transient(operation, deadline=retry_deadline, clock=clock, rng=rng, sleep=sleep)
-
-    if action is WakeAction.MODIFY_CAPACITY:
+    name = plan.snapshot.identifier
+    if plan.action is WakeAction.MODIFY_CAPACITY:
         assert plan.capacity is not None
         capacity = plan.capacity
         accepted = await with_retries(
@@ -316,74 +287,67 @@ async def execute_wake(
                 rds_client,
                 name,
                 capacity=capacity,
-                seconds_before_timeout=plan.seconds_before_timeout,
-                timeout_action=plan.timeout_action,
+                seconds_before_timeout=plan.options.seconds_before_timeout,
+                timeout_action=plan.options.timeout_action,
                 region_name=region_name,
                 calls=calls,
             )
         )
         if not accepted:
-            action = WakeAction.ALREADY_WAKING
             detail = f"cluster {name}: a scaling or resume is already under way (InvalidDBClusterStateFault)"
-    elif action is WakeAction.START:
+            return WakeAction.ALREADY_WAKING, detail
+    elif plan.action is WakeAction.START:
         accepted = await with_retries(
             lambda: start_cluster(rds_client, name, region_name=region_name, calls=calls)
         )
         if not accepted:
-            action = WakeAction.ALREADY_WAKING
             detail = f"cluster {name} is already starting (InvalidDBClusterStateFault from StartDBCluster)"
-    elif action is WakeAction.NUDGE_CONNECTION:
-        assert plan.nudge_target is not None
-        detail = (
-            f"{plan.detail}: {await nudge_database(plan.nudge_target, hold_seconds=plan.nudge_hold_seconds)}"
-        )
-    elif action is WakeAction.NUDGE_DATA_API:
+            return WakeAction.ALREADY_WAKING, detail
+    elif plan.action is WakeAction.NUDGE_CONNECTION:
+        target = plan.options.nudge_target
+        assert target is not None
+        outcome = await nudge_database(target, hold_seconds=plan.options.nudge_hold_seconds)
+        return plan.action, f"{plan.detail}: {outcome}"
+    elif plan.action is WakeAction.NUDGE_DATA_API:
         if rds_data_client is None:
             raise InvalidParameterError(
                 "rds_data_client", None, "a Data API nudge needs an rds-data client from the adapter"
             )
-        detail = f"{plan.detail}: {await _data_api_nudge(plan, rds_data_client, calls, with_retries)}"
-    return WakeResult(
-        db_cluster_identifier=name,
-        kind=snapshot.kind,
-        engine=snapshot.engine,
-        status=snapshot.status,
-        action=action,
-        detail=detail,
-        requested_at=requested_at,
-        rds_calls=calls.as_dict(),
-    )
+        return (
+            plan.action,
+            f"{plan.detail}: {await _data_api_nudge(plan, rds_data_client, calls, with_retries)}",
+        )
+    return plan.action, plan.detail
 
 
 async def _data_api_nudge(
     plan: WakePlan,
     rds_data_client: Any,
     calls: RdsCalls,
-    with_retries: Callable[[Callable[[], Awaitable[bool]]], Awaitable[bool]],
+    with_retries: _Retrying,
 ) -> str:
     snapshot = plan.snapshot
-    assert snapshot.arn is not None and plan.data_api_secret_arn is not None
-    secret_arn = plan.data_api_secret_arn
+    secret_arn = plan.options.data_api_secret_arn
+    assert snapshot.arn is not None and secret_arn is not None
 
     async def attempt() -> bool:
-        calls.record("ExecuteStatement")
         try:
-            await probe_data_api(
-                rds_data_client, cluster_arn=snapshot.arn or "", secret_arn=secret_arn, database=plan.database
+            await probe_once(
+                snapshot,
+                probe="data-api",
+                timeout=DATA_API_NUDGE_TIMEOUT,
+                rds_data_client=rds_data_client,
+                data_api_secret_arn=secret_arn,
+                database=plan.options.database,
+                calls=calls,
             )
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             if aws_error_code(exc) == "DatabaseResumingException":
                 return False  # the success case of a nudge: the call started a resume
-            verdict = classify_error(exc, where="rds-data", cluster=snapshot.identifier)
-            if verdict.retry and verdict.throttled:
+            verdict = raise_if_fatal(exc, where="rds-data", cluster=snapshot.identifier)
+            if verdict.throttled:
                 raise TransientError(verdict.reason, verdict) from exc
-            if verdict.retry:
-                return False  # "not ready yet": the resume is under way
-            if verdict.error is None:
-                raise
-            raise verdict.error from None
+            return False  # "not ready yet": the resume is under way
         return True
 
     awake = await with_retries(attempt)
@@ -422,24 +386,32 @@ async def wake_cluster(
     """
     calls = calls if calls is not None else RdsCalls()
     deadline = clock() + retry_seconds
-    snapshot = await retry_transient(
-        lambda: describe_cluster(rds_client, db_cluster_identifier, region_name=region_name, calls=calls),
-        deadline=deadline,
-        clock=clock,
-        rng=rng,
-        sleep=sleep,
+
+    async def with_retries(operation: Callable[[], Awaitable[T]]) -> T:
+        return await retry_transient(operation, deadline=deadline, clock=clock, rng=rng, sleep=sleep)
+
+    snapshot = await with_retries(
+        lambda: describe_cluster(rds_client, db_cluster_identifier, region_name=region_name, calls=calls)
     )
     if nudge_target is not None:
         options = replace(options, nudge_target=await nudge_target(snapshot))
     plan = plan_wake(snapshot, options)
-    return await execute_wake(
+    requested_at = clock()
+    action, detail = await _send(
         plan,
+        with_retries,
         rds_client=rds_client,
         rds_data_client=rds_data_client,
         region_name=region_name,
         calls=calls,
-        retry_seconds=max(0.0, deadline - clock()),
-        clock=clock,
-        rng=rng,
-        sleep=sleep,
+    )
+    return WakeResult(
+        db_cluster_identifier=snapshot.identifier,
+        kind=snapshot.kind,
+        engine=snapshot.engine,
+        status=snapshot.status,
+        action=action,
+        detail=detail,
+        requested_at=requested_at,
+        rds_calls=calls.as_dict(),
     )

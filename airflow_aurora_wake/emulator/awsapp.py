@@ -2,39 +2,68 @@
 
 It reads the service from the SigV4 credential scope and the RDS ``Action`` from the form
 body, answers the actions the emulator owns (``ModifyCurrentDBClusterCapacity``,
-``StartDBCluster``, ``StopDBCluster``, rds-data ``ExecuteStatement``), the injected faults and
-the admin routes under ``/_emulator/`` itself, and forwards everything else to moto, with the
-emulator's private account id in the ``x-moto-account-id`` header so that two emulators in one
-process never see each other's resources.
+``StartDBCluster``, ``StopDBCluster``, rds-data ``ExecuteStatement``) and the injected faults
+itself, hands ``/_emulator/`` to the admin routes, and forwards everything else to moto, with
+the emulator's private account id in the ``x-moto-account-id`` header so that two emulators in
+one process never see each other's resources.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from airflow_aurora_wake.core.engines import TIMEOUT_ACTIONS, V1_CAPACITIES
 from airflow_aurora_wake.emulator import motoglue
-from airflow_aurora_wake.emulator.config import V1_CAPACITIES, ClusterSpec
-from airflow_aurora_wake.emulator.dataapi import StatementError
-from airflow_aurora_wake.emulator.model import ClusterModel, ClusterStateError, Phase
-
-if TYPE_CHECKING:
-    from airflow_aurora_wake.emulator.emulator import AuroraEmulator
+from airflow_aurora_wake.emulator.counters import CallCounters
+from airflow_aurora_wake.emulator.dataapi import Statement, StatementError, StatementResult
+from airflow_aurora_wake.emulator.faults import FaultInjector
+from airflow_aurora_wake.emulator.lifecycle import CONNECTABLE_PHASES
+from airflow_aurora_wake.emulator.model import ClusterModel, EmulatedStateError, Phase
+from airflow_aurora_wake.emulator.wire import (
+    RDS_XMLNS,
+    Response,
+    StartResponse,
+    json_error,
+    json_response,
+    query_error,
+    read_body,
+    send,
+)
 
 log = logging.getLogger(__name__)
 
-StartResponse = Callable[..., Any]
-Response = tuple[int, dict[str, str], bytes]
-RDS_XMLNS = "http://rds.amazonaws.com/doc/2014-10-31/"
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+class EndpointBackend(Protocol):
+    """What the AWS endpoint needs from the emulator (implemented by ``EmulatorBackend``).
+
+    Find, adopt and sync clusters; run Data API statements; inject faults (``injector``);
+    count calls (``calls``).
+    """
+
+    account_id: str
+    #: The region of requests that carry no credential scope.
+    region: str
+    injector: FaultInjector
+    calls: CallCounters
+
+    def find_cluster(
+        self, identifier: str | None, region: str | None, *, include_deleted: bool = False
+    ) -> ClusterModel | None: ...
+
+    def adopt_cluster(self, identifier: str, region: str, *, data_api: bool) -> None: ...
+
+    def sync_cluster(self, identifier: str) -> None: ...
+
+    def run_statement(self, model: ClusterModel, statement: Statement) -> StatementResult: ...
 
 
 def cluster_name(identifier: str | None) -> str | None:
@@ -49,104 +78,46 @@ def cluster_name(identifier: str | None) -> str | None:
     return identifier
 
 
-def query_error(code: str, message: str, status: int, *, sender: bool = True) -> Response:
-    """A query-protocol (RDS) error response.
-
-    :param code: the error code, for example ``"DBClusterNotFoundFault"``.
-    :param message: the message.
-    :param status: the HTTP status.
-    :param sender: ``Sender`` (client) or ``Receiver`` (server) fault.
-    """
-    body = (
-        f'<ErrorResponse xmlns="{RDS_XMLNS}"><Error><Type>{"Sender" if sender else "Receiver"}</Type>'
-        f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
-        f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
-    )
-    return status, {"Content-Type": "text/xml"}, body.encode()
-
-
-def json_error(code: str, message: str, status: int) -> Response:
-    """A REST-JSON (rds-data) error response; botocore reads the code from the header.
-
-    :param code: the error code, for example ``"DatabaseResumingException"``.
-    :param message: the message.
-    :param status: the HTTP status.
-    """
-    headers = {
-        "Content-Type": "application/json",
-        "x-amzn-ErrorType": code,
-        "x-amzn-RequestId": str(uuid.uuid4()),
-    }
-    return status, headers, json.dumps({"message": message}).encode()
-
-
-def json_response(data: Any, status: int = 200) -> Response:
-    """A JSON response.
-
-    :param data: the JSON value.
-    :param status: the HTTP status.
-    """
-    return status, {"Content-Type": "application/json"}, json.dumps(data, default=str).encode()
-
-
 class AwsEndpointApp:
     """The WSGI application of the emulator's AWS endpoint.
 
-    :param emulator: the owning emulator.
+    :param backend: the emulator's clusters, faults and counters.
     :param inner: moto's WSGI app (``DomainDispatcherApplication``).
+    :param admin: answers ``/_emulator/...`` requests (environ and path in, response out).
     """
 
     def __init__(
-        self, emulator: AuroraEmulator, inner: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-    ):
-        self.emulator = emulator
+        self,
+        backend: EndpointBackend,
+        inner: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+        admin: Callable[[dict[str, Any], str], Response],
+    ) -> None:
+        self.backend = backend
         self.inner = inner
-
-    # -- WSGI ------------------------------------------------------------------------------
+        self.admin = admin
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or ""
         try:
             if path.startswith("/_emulator"):
-                return self._send(start_response, self._admin(environ, path))
-            body = self._read_body(environ)
-            environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.emulator.account_id
+                return send(start_response, self.admin(environ, path))
+            body = read_body(environ)
+            environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.backend.account_id
             region, service = self._scope(environ)
             if service == "rds-data":
-                return self._send(start_response, self._rds_data(path, body, region))
+                return send(start_response, self._rds_data(path, body, region))
             if service == "rds":
                 return self._rds(environ, start_response, body, region)
             return self.inner(environ, start_response)
         except Exception:  # the endpoint must answer, whatever went wrong in the emulator
             log.exception("emulator failed to handle %s %s", environ.get("REQUEST_METHOD"), path)
-            return self._send(
-                start_response, query_error("InternalFailure", "emulator error", 500, sender=False)
-            )
-
-    @staticmethod
-    def _read_body(environ: dict[str, Any]) -> bytes:
-        stream = environ.get("wsgi.input")
-        if stream is None:
-            return b""
-        length = environ.get("CONTENT_LENGTH") or ""
-        body = stream.read(int(length)) if length.strip().isdigit() else stream.read()
-        # moto reads the body again: give it a fresh stream.
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        return bytes(body)
+            return send(start_response, query_error("InternalFailure", "emulator error", 500, sender=False))
 
     def _scope(self, environ: dict[str, Any]) -> tuple[str, str | None]:
         match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", "") or "")
         if match is None:
-            return self.emulator.region, None
+            return self.backend.region, None
         return match.group(1), match.group(2).lower()
-
-    @staticmethod
-    def _send(start_response: StartResponse, response: Response) -> list[bytes]:
-        status, headers, body = response
-        headers = {**headers, "Content-Length": str(len(body))}
-        start_response(f"{status} {HTTPStatus(status).phrase}", list(headers.items()))
-        return [body]
 
     # -- RDS --------------------------------------------------------------------------------
 
@@ -156,18 +127,17 @@ class AwsEndpointApp:
         form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
         action = form.get("Action", "")
         identifier = cluster_name(form.get("DBClusterIdentifier"))
-        emulator = self.emulator
-        emulator._count_rds_call(action, identifier)
-        fault = emulator._rds_fault(action, identifier, region)
+        self.backend.calls.count_rds_call(action, identifier)
+        fault = self.backend.injector.rds_fault(action, identifier, region)
         if fault is not None:
-            return self._send(start_response, fault)
+            return send(start_response, fault)
         owned = {
             "ModifyCurrentDBClusterCapacity": self._modify_capacity,
             "StartDBCluster": self._start,
             "StopDBCluster": self._stop,
         }.get(action)
         if owned is not None:
-            return self._send(start_response, owned(form, identifier, region))
+            return send(start_response, owned(form, identifier, region))
         captured: dict[str, str] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -183,55 +153,48 @@ class AwsEndpointApp:
         return result
 
     def _after_moto(self, action: str, form: dict[str, str], identifier: str | None, region: str) -> None:
-        emulator = self.emulator
+        backend = self.backend
         if action == "DeleteDBCluster" and identifier:
-            model = emulator._find_model(identifier, region)
+            model = backend.find_cluster(identifier, region)
             if model is not None:
                 model.mark_deleted()
-                emulator._sync(model.identifier)
+                backend.sync_cluster(model.identifier)
         elif action in ("CreateDBCluster", "RestoreDBClusterFromSnapshot") and identifier:
-            emulator._adopt_cluster(identifier, region, data_api=form.get("EnableHttpEndpoint") == "true")
+            backend.adopt_cluster(identifier, region, data_api=form.get("EnableHttpEndpoint") == "true")
         elif action == "CreateDBInstance":
-            cluster = cluster_name(form.get("DBClusterIdentifier"))
-            model = emulator._find_model(cluster, region) if cluster else None
+            model = backend.find_cluster(identifier, region)
             if model is not None:
-                motoglue.attach_cluster_instances(emulator.account_id, model)
+                motoglue.attach_cluster_instances(backend.account_id, model)
 
     def _model_or_404(self, identifier: str | None, region: str) -> ClusterModel | Response:
-        model = self.emulator._find_model(identifier, region) if identifier else None
+        model = self.backend.find_cluster(identifier, region)
         if model is None:
             return query_error("DBClusterNotFoundFault", f"DBCluster {identifier} not found.", 404)
         return model
 
-    def _serialize_cluster(self, action: str, model: ClusterModel) -> Response:
-        cluster = motoglue.find_cluster(self.emulator.account_id, model.spec.region, model.identifier)
+    def _start(self, form: dict[str, str], identifier: str | None, region: str) -> Response:
+        return self._change_state("StartDBCluster", ClusterModel.start, identifier, region)
+
+    def _stop(self, form: dict[str, str], identifier: str | None, region: str) -> Response:
+        return self._change_state("StopDBCluster", ClusterModel.stop, identifier, region)
+
+    def _change_state(
+        self, action: str, change: Callable[[ClusterModel], None], identifier: str | None, region: str
+    ) -> Response:
+        model = self._model_or_404(identifier, region)
+        if not isinstance(model, ClusterModel):
+            return model
+        try:
+            change(model)
+        except EmulatedStateError as exc:
+            return query_error("InvalidDBClusterStateFault", str(exc), 400)
+        # The side effects (a stopped endpoint refusing) happen before the answer reaches the caller.
+        self.backend.sync_cluster(model.identifier)
+        cluster = motoglue.find_cluster(self.backend.account_id, model.spec.region, model.identifier)
         if cluster is None:
             return query_error("DBClusterNotFoundFault", f"DBCluster {model.identifier} not found.", 404)
         status, headers, text = motoglue.serialize_rds(action, {"DBCluster": cluster}, str(uuid.uuid4()))
         return status, headers, text.encode()
-
-    def _start(self, form: dict[str, str], identifier: str | None, region: str) -> Response:
-        model = self._model_or_404(identifier, region)
-        if not isinstance(model, ClusterModel):
-            return model
-        try:
-            model.start()
-        except ClusterStateError as exc:
-            return query_error("InvalidDBClusterStateFault", str(exc), 400)
-        self.emulator._sync(model.identifier)
-        return self._serialize_cluster("StartDBCluster", model)
-
-    def _stop(self, form: dict[str, str], identifier: str | None, region: str) -> Response:
-        model = self._model_or_404(identifier, region)
-        if not isinstance(model, ClusterModel):
-            return model
-        try:
-            model.stop()
-        except ClusterStateError as exc:
-            return query_error("InvalidDBClusterStateFault", str(exc), 400)
-        # The endpoint refuses before the answer reaches the caller.
-        self.emulator._sync(model.identifier)
-        return self._serialize_cluster("StopDBCluster", model)
 
     def _modify_capacity(self, form: dict[str, str], identifier: str | None, region: str) -> Response:
         model = self._model_or_404(identifier, region)
@@ -260,11 +223,10 @@ class AwsEndpointApp:
                 400,
             )
         timeout_action = form.get("TimeoutAction", "ForceApplyCapacityChange")
-        if timeout_action not in ("ForceApplyCapacityChange", "RollbackCapacityChange"):
+        if timeout_action not in TIMEOUT_ACTIONS:
             return query_error(
                 "InvalidParameterValue",
-                f"TimeoutAction {timeout_action} is not valid: "
-                "use ForceApplyCapacityChange or RollbackCapacityChange.",
+                f"TimeoutAction {timeout_action} is not valid: use {' or '.join(TIMEOUT_ACTIONS)}.",
                 400,
             )
         raw_capacity = form.get("Capacity")
@@ -272,7 +234,7 @@ class AwsEndpointApp:
             capacity = float(raw_capacity) if raw_capacity is not None else model.min_capacity
         except ValueError:
             return query_error("InvalidParameterValue", f"Capacity {raw_capacity} is not a number.", 400)
-        valid = V1_CAPACITIES[spec.engine]
+        valid = V1_CAPACITIES[spec.family]
         if capacity not in valid:
             return query_error(
                 "InvalidDBClusterCapacityFault",
@@ -289,7 +251,7 @@ class AwsEndpointApp:
             )
         try:
             pending, current = model.modify_capacity(capacity)
-        except ClusterStateError as exc:
+        except EmulatedStateError as exc:
             return query_error("InvalidDBClusterStateFault", str(exc), 400)
         body = (
             f'<ModifyCurrentDBClusterCapacityResponse xmlns="{RDS_XMLNS}">'
@@ -305,7 +267,7 @@ class AwsEndpointApp:
     # -- rds-data ---------------------------------------------------------------------------
 
     def _rds_data(self, path: str, body: bytes, region: str) -> Response:
-        emulator = self.emulator
+        backend = self.backend
         action = {"/Execute": "ExecuteStatement"}.get(path.rstrip("/"))
         if action is None:
             return json_error(
@@ -313,25 +275,20 @@ class AwsEndpointApp:
                 f"the emulator implements only ExecuteStatement (/Execute), not {path}",
                 400,
             )
-        if emulator.faults.denies("rds-data", action):
-            return json_error(
-                "AccessDeniedException",
-                f"User: arn:aws:iam::{emulator.account_id}:user/testing is not authorized to perform: "
-                f"rds-data:{action} because no identity-based policy allows the rds-data:{action} action",
-                403,
-            )
+        fault = backend.injector.data_api_fault(action)
+        if fault is not None:
+            return fault
         try:
             request = json.loads(body or b"{}")
         except ValueError:
             return json_error("BadRequestException", "request body is not JSON", 400)
         resource = str(request.get("resourceArn") or "")
-        identifier = cluster_name(resource)
-        model = emulator._find_model(identifier, region) if identifier else None
+        model = backend.find_cluster(cluster_name(resource), region)
         if model is None:
             return json_error("BadRequestException", f"Database cluster {resource} not found.", 400)
         with model.lock:
-            model.data_api_calls += 1
-        emulator._count_data_api(model.identifier)
+            model.counters.data_api_calls += 1
+        backend.calls.count_data_api_call(model.identifier)
         if not model.spec.data_api:
             return json_error(
                 "HttpEndpointNotEnabledException",
@@ -350,7 +307,7 @@ class AwsEndpointApp:
                 "Please wait a few seconds and try again.",
                 400,
             )
-        if phase not in (Phase.AVAILABLE, Phase.SCALING):
+        if phase not in CONNECTABLE_PHASES:
             return json_error(
                 "BadRequestException",
                 f"DB cluster {model.identifier} is {model.status()}; "
@@ -359,7 +316,7 @@ class AwsEndpointApp:
             )
         secret_arn = str(request.get("secretArn") or "")
         try:
-            secret = json.loads(motoglue.read_secret(emulator.account_id, region, secret_arn))
+            secret = json.loads(motoglue.read_secret(backend.account_id, region, secret_arn))
             user, password = str(secret["username"]), str(secret.get("password") or "")
         except Exception:
             return json_error(
@@ -369,14 +326,14 @@ class AwsEndpointApp:
                 400,
             )
         try:
-            result = emulator._run_statement(
-                model,
+            statement = Statement(
                 user=user,
                 password=password,
                 database=request.get("database"),
                 sql=str(request.get("sql") or ""),
                 parameters=list(request.get("parameters") or []),
             )
+            result = backend.run_statement(model, statement)
         except StatementError as exc:
             return json_error("BadRequestException", str(exc), 400)
         model.data_api_activity()
@@ -386,59 +343,3 @@ class AwsEndpointApp:
                 format_json=request.get("formatRecordsAs") == "JSON",
             )
         )
-
-    # -- admin routes -----------------------------------------------------------------------
-
-    def _admin(self, environ: dict[str, Any], path: str) -> Response:
-        emulator = self.emulator
-        method = environ.get("REQUEST_METHOD", "GET")
-        parts = [part for part in path.split("/") if part][1:]
-        try:
-            payload = self._json_body(environ) if method == "POST" else {}
-            if method == "GET" and parts in ([], ["state"]):
-                return json_response(emulator.state())
-            if method == "GET" and parts == ["health"]:
-                return json_response({"ok": True})
-            if method == "GET" and parts == ["counters"]:
-                return json_response(emulator.counters())
-            if parts == ["faults"]:
-                if method == "POST":
-                    emulator.set_faults(emulator.faults.merged(payload))
-                return json_response(emulator.faults.as_dict())
-            if method == "POST" and parts == ["clusters"]:
-                endpoint = emulator.add_cluster(ClusterSpec.from_mapping(payload))
-                return json_response(endpoint.as_dict(), 201)
-            if len(parts) >= 2 and parts[0] == "clusters":
-                identifier = parts[1]
-                if emulator._find_model(identifier, None, include_deleted=True) is None:
-                    return json_response({"error": f"no emulated cluster {identifier!r}"}, 404)
-                if method == "GET" and len(parts) == 2:
-                    return json_response(emulator.state()["clusters"][identifier])
-                if method == "POST" and len(parts) == 3:
-                    verb = parts[2]
-                    if verb == "pause":
-                        emulator.pause(identifier, paused_for=float(payload.get("paused_for", 0.0)))
-                    elif verb == "wake":
-                        emulator.wake(identifier)
-                    elif verb == "stop":
-                        emulator.stop_cluster(identifier)
-                    elif verb == "delete":
-                        emulator.delete(identifier)
-                    elif verb == "timings":
-                        emulator.set_timings(identifier, emulator._timings_of(identifier).merged(payload))
-                    else:
-                        return json_response({"error": f"unknown cluster action {verb!r}"}, 404)
-                    return json_response(emulator.state()["clusters"][identifier])
-            return json_response({"error": f"no admin route {method} {path}"}, 404)
-        except (ValueError, TypeError) as exc:
-            return json_response({"error": str(exc)}, 400)
-
-    @staticmethod
-    def _json_body(environ: dict[str, Any]) -> dict[str, Any]:
-        raw = AwsEndpointApp._read_body(environ)
-        if not raw.strip():
-            return {}
-        data = json.loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("the request body must be a JSON object")
-        return data

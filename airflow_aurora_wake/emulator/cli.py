@@ -7,6 +7,7 @@ anything heavy) at module level; the handler imports the emulator when it runs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -18,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_aurora_wake.emulator.config import (
     AFTER_RESUME_ERRORS,
+    AURORA_ENGINES,
     ENGINES,
     KINDS,
     ClusterSpec,
     Faults,
     Timings,
-    parse_dsn,
+    parse_upstream,
 )
 
 if TYPE_CHECKING:
@@ -106,7 +108,7 @@ def parse_cluster(value: str) -> dict[str, Any]:
     try:
         if "engine" not in spec and "upstream" in spec:
             # Without :ENGINE the upstream's scheme decides (mysql:// -> aurora-mysql).
-            spec["engine"] = _ENGINE_ALIASES[parse_dsn(spec["upstream"]).engine]
+            spec["engine"] = AURORA_ENGINES[parse_upstream(spec["upstream"]).engine]
         ClusterSpec(**spec)
     except ValueError as exc:
         raise fail(str(exc)) from None
@@ -126,6 +128,40 @@ def _number(minimum: float, *, maximum: float | None = None, integer: bool = Fal
         return value
 
     return convert
+
+
+_TIMING_FIELDS = tuple(item.name for item in dataclasses.fields(Timings))
+#: The numeric flags besides the timings: flag, converter, default, metavar, help.
+_NUMBER_FLAGS: tuple[tuple[str, Callable[[str], float], float | None, str, str], ...] = (
+    (
+        "--seconds-until-auto-pause",
+        _number(0, integer=True),
+        300,
+        "SECONDS",
+        "idle time before a cluster pauses again (default: 300)",
+    ),
+    (
+        "--throttle-fraction",
+        _number(0, maximum=1),
+        0.0,
+        "FRACTION",
+        "fraction of RDS calls answered Throttling (default: 0)",
+    ),
+    (
+        "--throttle-seconds",
+        _number(0),
+        None,
+        "SECONDS",
+        "throttle only during the first SECONDS (default: always)",
+    ),
+    (
+        "--server-errors",
+        _number(0, integer=True),
+        0,
+        "N",
+        "answer the first N RDS calls with HTTP 500 InternalFailure",
+    ),
+)
 
 
 def add_emulator_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -158,51 +194,17 @@ def add_emulator_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--region", default="us-east-1", help="default region (default: us-east-1)")
     defaults = Timings()
-    for flag, field in (
-        ("--resume-seconds", "resume_seconds"),
-        ("--v1-capacity-seconds", "v1_capacity_seconds"),
-        ("--v1-connect-extra-seconds", "v1_connect_extra_seconds"),
-        ("--start-seconds", "start_seconds"),
-        ("--stop-seconds", "stop_seconds"),
-        ("--deep-sleep-after-seconds", "deep_sleep_after_seconds"),
-        ("--deep-resume-seconds", "deep_resume_seconds"),
-    ):
+    for name in _TIMING_FIELDS:
         parser.add_argument(
-            flag,
-            dest=field,
+            f"--{name.replace('_', '-')}",
+            dest=name,
             type=_number(0),
-            default=getattr(defaults, field),
+            default=getattr(defaults, name),
             metavar="SECONDS",
-            help=f"default: {getattr(defaults, field):g}",
+            help=f"default: {getattr(defaults, name):g}",
         )
-    parser.add_argument(
-        "--seconds-until-auto-pause",
-        type=_number(0, integer=True),
-        default=300,
-        metavar="SECONDS",
-        help="idle time before a cluster pauses again (default: 300)",
-    )
-    parser.add_argument(
-        "--throttle-fraction",
-        type=_number(0, maximum=1),
-        default=0.0,
-        metavar="FRACTION",
-        help="fraction of RDS calls answered Throttling (default: 0)",
-    )
-    parser.add_argument(
-        "--throttle-seconds",
-        type=_number(0),
-        default=None,
-        metavar="SECONDS",
-        help="throttle only during the first SECONDS (default: always)",
-    )
-    parser.add_argument(
-        "--server-errors",
-        type=_number(0, integer=True),
-        default=0,
-        metavar="N",
-        help="answer the first N RDS calls with HTTP 500 InternalFailure",
-    )
+    for flag, convert, default, metavar, text in _NUMBER_FLAGS:
+        parser.add_argument(flag, type=convert, default=default, metavar=metavar, help=text)
     parser.add_argument(
         "--deny-action",
         action="append",
@@ -280,15 +282,7 @@ def run_emulator(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    timings = Timings(
-        resume_seconds=args.resume_seconds,
-        v1_capacity_seconds=args.v1_capacity_seconds,
-        v1_connect_extra_seconds=args.v1_connect_extra_seconds,
-        start_seconds=args.start_seconds,
-        stop_seconds=args.stop_seconds,
-        deep_sleep_after_seconds=args.deep_sleep_after_seconds,
-        deep_resume_seconds=args.deep_resume_seconds,
-    )
+    timings = Timings(**{name: getattr(args, name) for name in _TIMING_FIELDS})
     faults = Faults(
         throttle_fraction=args.throttle_fraction,
         throttle_seconds=args.throttle_seconds,

@@ -1,7 +1,7 @@
 """Plain configuration and result types of the emulator.
 
-This module imports nothing outside the standard library so that the command line can
-build its parser (and validate flags) without moto installed.
+This module imports no moto (only the standard library and the core's engine facts and DSN
+parser), so that the command line can build its parser and validate flags without it.
 """
 
 from __future__ import annotations
@@ -10,24 +10,22 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+
+from airflow_aurora_wake.core.dsn import parse_dsn
+from airflow_aurora_wake.core.engines import DEFAULT_PORTS, V1_CAPACITIES, EngineFamily, engine_family
+from airflow_aurora_wake.core.errors import redact
 
 KINDS = ("serverless-v2", "serverless-v1", "provisioned")
-ENGINES = ("aurora-postgresql", "aurora-mysql")
+#: The RDS engine name the emulator gives each engine family.
+AURORA_ENGINES: Mapping[EngineFamily, str] = {"postgresql": "aurora-postgresql", "mysql": "aurora-mysql"}
+ENGINES = tuple(AURORA_ENGINES.values())
 INITIAL_STATES = ("paused", "available", "stopped")
 AFTER_RESUME_ERRORS = ("starting-up", "too-many-connections")
-TIMEOUT_ACTIONS = ("ForceApplyCapacityChange", "RollbackCapacityChange")
 
-#: Valid Aurora Serverless v1 capacities per engine (botocore documentation of
-#: ``ModifyCurrentDBClusterCapacity``).
-V1_CAPACITIES: Mapping[str, tuple[int, ...]] = {
-    "aurora-mysql": (1, 2, 4, 8, 16, 32, 64, 128, 256),
-    "aurora-postgresql": (2, 4, 8, 16, 32, 64, 192, 384),
-}
-
+#: The local server each engine family's clusters front unless a spec names an upstream.
 DEFAULT_UPSTREAMS: Mapping[str, str] = {
-    "aurora-postgresql": "postgresql://postgres@127.0.0.1:5432/test",
-    "aurora-mysql": "mysql://root@127.0.0.1:3306/test",
+    "aurora-postgresql": f"postgresql://postgres@127.0.0.1:{DEFAULT_PORTS['postgresql']}/test",
+    "aurora-mysql": f"mysql://root@127.0.0.1:{DEFAULT_PORTS['mysql']}/test",
 }
 
 
@@ -190,13 +188,11 @@ class ClusterSpec:
             raise ValueError(
                 f"ClusterSpec.seconds_until_auto_pause must be >= 0, got {self.seconds_until_auto_pause!r}"
             )
-        if self.upstream is not None:
-            wanted = "postgresql" if self.engine == "aurora-postgresql" else "mysql"
-            if parse_dsn(self.upstream).engine != wanted:
-                raise ValueError(
-                    f"cluster {self.identifier!r}: engine {self.engine} needs a {wanted} upstream, "
-                    f"got {self.upstream!r}"
-                )
+        if self.upstream is not None and parse_upstream(self.upstream).engine != self.family:
+            raise ValueError(
+                f"cluster {self.identifier!r}: engine {self.engine} needs a {self.family} upstream, "
+                f"got {self.upstream!r}"
+            )
         low, high = self.capacity_range
         if low > high:
             raise ValueError(f"cluster {self.identifier!r}: min_capacity {low} is above max_capacity {high}")
@@ -216,7 +212,7 @@ class ClusterSpec:
                 "use state='paused' or state='available'"
             )
         if self.kind == "serverless-v1":
-            valid = V1_CAPACITIES[self.engine]
+            valid = V1_CAPACITIES[self.family]
             for name, value in (("min_capacity", low), ("max_capacity", high)):
                 if value not in valid:
                     raise ValueError(
@@ -225,10 +221,17 @@ class ClusterSpec:
                     )
 
     @property
+    def family(self) -> EngineFamily:
+        """``"postgresql"`` or ``"mysql"``: the wire protocol of the engine."""
+        family = engine_family(self.engine)
+        assert family is not None, "ClusterSpec.engine is validated in __post_init__"
+        return family
+
+    @property
     def capacity_range(self) -> tuple[float, float]:
-        """``(min, max)`` capacity with the per-kind defaults applied."""
+        """``(min, max)`` capacity with the per-kind defaults applied (v1: the smallest valid)."""
         if self.kind == "serverless-v1":
-            default_min: float = 1 if self.engine == "aurora-mysql" else 2
+            default_min: float = V1_CAPACITIES[self.family][0]
             default_max: float = 16
         else:
             default_min, default_max = 0, 4
@@ -307,7 +310,7 @@ class TimelineEvent:
 
 @dataclass(frozen=True)
 class Upstream:
-    """A parsed upstream DSN.
+    """Where the real database server of a cluster is.
 
     :param engine: ``"postgresql"`` or ``"mysql"``.
     :param host: host name.
@@ -317,7 +320,7 @@ class Upstream:
     :param database: database name from the DSN, if any.
     """
 
-    engine: str
+    engine: EngineFamily
     host: str
     port: int
     user: str | None
@@ -325,34 +328,31 @@ class Upstream:
     database: str | None
 
 
-def parse_dsn(dsn: str) -> Upstream:
-    """Parse ``postgresql://user:pw@host:port/db`` or ``mysql://...`` into an :class:`Upstream`.
+def parse_upstream(dsn: str) -> Upstream:
+    """Parse an upstream DSN (``postgresql://user:pw@host:port/db`` or ``mysql://...``).
+
+    The core's :func:`~airflow_aurora_wake.core.dsn.parse_dsn` reads it; here a host is
+    required and the port defaults to the engine's.
 
     :param dsn: the DSN.
-    :raises ValueError: naming the DSN and the accepted forms.
+    :raises ValueError: naming the DSN (without its password) and the accepted forms.
     """
-    parts = urlsplit(dsn)
-    scheme = parts.scheme.split("+")[0].lower()
-    engine = {"postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql", "mariadb": "mysql"}.get(
-        scheme
-    )
-    if engine is None or not parts.hostname:
+    try:
+        parsed = parse_dsn(dsn, "upstream")
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.host is None:
         raise ValueError(
-            f"upstream DSN {dsn!r} is not understood; use postgresql://user@host:port/db or "
+            f"upstream DSN {redact(dsn)!r} is not understood; use postgresql://user@host:port/db or "
             "mysql://user@host:port/db"
         )
-    try:
-        port = parts.port or (5432 if engine == "postgresql" else 3306)
-    except ValueError as exc:
-        raise ValueError(f"upstream DSN {dsn!r} has a bad port: {exc}") from None
-    database = unquote(parts.path.lstrip("/")) or None
     return Upstream(
-        engine=engine,
-        host=parts.hostname,
-        port=port,
-        user=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        database=database,
+        engine=parsed.engine,
+        host=parsed.host,
+        port=parsed.port or DEFAULT_PORTS[parsed.engine],
+        user=parsed.user,
+        password=parsed.password or None,
+        database=parsed.database,
     )
 
 

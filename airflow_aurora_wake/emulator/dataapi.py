@@ -14,7 +14,7 @@ import json
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_aurora_wake.emulator.config import Upstream
@@ -151,52 +151,64 @@ def bind_parameters(sql: str, parameters: Sequence[dict[str, Any]], engine: str)
     return _TOKEN.sub(replace, sql), values
 
 
+@dataclass(frozen=True)
+class Statement:
+    """One ``ExecuteStatement`` request: who runs which SQL.
+
+    :param user: user name from the secret.
+    :param password: password from the secret.
+    :param database: database from the request (default: the upstream DSN's).
+    :param sql: the statement with ``:name`` placeholders.
+    :param parameters: Data API parameters.
+    """
+
+    user: str
+    password: str = field(repr=False)
+    database: str | None = None
+    sql: str = ""
+    parameters: Sequence[dict[str, Any]] = ()
+
+
+@dataclass(frozen=True)
+class _Login:
+    """Where and as whom a statement runs."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str | None
+    timeout: float
+
+
 async def execute_statement(
-    upstream: Upstream,
-    *,
-    user: str,
-    password: str,
-    database: str | None,
-    sql: str,
-    parameters: Sequence[dict[str, Any]] = (),
-    timeout: float = 30.0,
+    upstream: Upstream, statement: Statement, timeout: float = 30.0
 ) -> StatementResult:
     """Run one statement on the upstream server with the secret's credentials.
 
     :param upstream: where the real server is.
-    :param user: user name from the secret.
-    :param password: password from the secret.
-    :param database: database from the request (default: the upstream DSN's).
-    :param sql: the statement.
-    :param parameters: Data API parameters.
+    :param statement: the request.
     :param timeout: connect and statement timeout in seconds.
     :raises StatementError: when the server rejects the connection or the statement.
     """
-    database = database or upstream.database
-    if upstream.engine == "postgresql":
-        return await _execute_pg(upstream, user, password, database, sql, parameters, timeout)
-    return await _execute_mysql(upstream, user, password, database, sql, parameters, timeout)
+    database = statement.database or upstream.database
+    login = _Login(upstream.host, upstream.port, statement.user, statement.password, database, timeout)
+    sql, values = bind_parameters(statement.sql, statement.parameters, upstream.engine)
+    run = _execute_pg if upstream.engine == "postgresql" else _execute_mysql
+    return await run(login, sql, values)
 
 
-async def _execute_pg(
-    upstream: Upstream,
-    user: str,
-    password: str,
-    database: str | None,
-    sql: str,
-    parameters: Sequence[dict[str, Any]],
-    timeout: float,
-) -> StatementResult:
+async def _execute_pg(login: _Login, statement: str, values: list[Any]) -> StatementResult:
     import asyncpg
 
-    statement, values = bind_parameters(sql, parameters, "postgresql")
+    timeout = login.timeout
     try:
         conn = await asyncpg.connect(
-            host=upstream.host,
-            port=upstream.port,
-            user=user,
-            password=password or None,
-            database=database,
+            host=login.host,
+            port=login.port,
+            user=login.user,
+            password=login.password or None,
+            database=login.database,
             timeout=timeout,
             ssl=False,
         )
@@ -230,27 +242,18 @@ async def _execute_pg(
         await conn.close(timeout=timeout)
 
 
-async def _execute_mysql(
-    upstream: Upstream,
-    user: str,
-    password: str,
-    database: str | None,
-    sql: str,
-    parameters: Sequence[dict[str, Any]],
-    timeout: float,
-) -> StatementResult:
+async def _execute_mysql(login: _Login, statement: str, values: list[Any]) -> StatementResult:
     import aiomysql
     import pymysql.err
 
-    statement, values = bind_parameters(sql, parameters, "mysql")
     try:
         conn = await aiomysql.connect(
-            host=upstream.host,
-            port=upstream.port,
-            user=user,
-            password=password or "",
-            db=database,
-            connect_timeout=timeout,
+            host=login.host,
+            port=login.port,
+            user=login.user,
+            password=login.password or "",
+            db=login.database,
+            connect_timeout=login.timeout,
             autocommit=True,
         )
     except (OSError, pymysql.err.MySQLError) as exc:

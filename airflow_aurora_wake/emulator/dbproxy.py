@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from airflow_aurora_wake.emulator.config import Faults, Upstream, parse_dsn
-from airflow_aurora_wake.emulator.model import ClusterModel, Phase
+from airflow_aurora_wake.emulator.config import Faults, Upstream, parse_upstream
+from airflow_aurora_wake.emulator.lifecycle import CONNECTABLE_PHASES, LISTENING_PHASES, Phase
+from airflow_aurora_wake.emulator.model import ClusterModel
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class ClusterProxy:
     def __init__(self, model: ClusterModel, faults: Callable[[], Faults]) -> None:
         self.model = model
         self._faults = faults
-        self.upstream: Upstream = parse_dsn(model.spec.upstream_dsn)
+        self.upstream: Upstream = parse_upstream(model.spec.upstream_dsn)
         self._placeholder: socket.socket | None = None
         self._server: asyncio.Server | None = None
         self._clients: set[_Pipe] = set()
@@ -179,7 +180,7 @@ class ClusterProxy:
         if self._closed:
             return
         phase = self.model.advance()
-        if phase in (Phase.AVAILABLE, Phase.PAUSED, Phase.RESUMING, Phase.SCALING):
+        if phase in LISTENING_PHASES:
             await self._listen()
         else:
             self._unlisten()
@@ -201,6 +202,10 @@ class ClusterProxy:
         self._changed = None
         self._schedule()
 
+    def reconcile_soon(self) -> None:
+        """Schedule :meth:`reconcile` (call this on the event loop)."""
+        self._spawn(self.reconcile())
+
     def _schedule(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -215,7 +220,7 @@ class ClusterProxy:
 
     def _fire(self) -> None:
         self._timer = None
-        self._spawn(self.reconcile())
+        self.reconcile_soon()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -267,10 +272,10 @@ class ClusterProxy:
         while True:
             if client.closed.done():
                 with model.lock:
-                    model.connections_abandoned += 1
+                    model.counters.connections_abandoned += 1
                 return
             phase = model.advance()
-            if phase in (Phase.AVAILABLE, Phase.SCALING):
+            if phase in CONNECTABLE_PHASES:
                 break
             if phase is Phase.PAUSED:
                 # Paused again while we waited (admin): this attempt wakes it again.
@@ -280,7 +285,7 @@ class ClusterProxy:
                 if self._faults().reset_during_resume:
                     self._reset(client)
                     with model.lock:
-                        model.connections_reset += 1
+                        model.counters.connections_reset += 1
                     return
                 await self._wait_change(client)
                 continue
@@ -290,7 +295,7 @@ class ClusterProxy:
         faults = self._faults()
         if model.in_fault_window(faults):
             with model.lock:
-                model.connections_failed_by_fault += 1
+                model.counters.connections_failed_by_fault += 1
             await self._send_fault(client, faults.after_resume_error or "")
             return
         await self._splice(client)
@@ -320,7 +325,7 @@ class ClusterProxy:
         if client.closed.done() or client.transport is None:
             transport.close()
             with model.lock:
-                model.connections_abandoned += 1
+                model.counters.connections_abandoned += 1
             return
         # Both directions: upstream bytes go to the client, buffered client bytes go upstream.
         upstream_pipe.splice(client.transport)

@@ -1,39 +1,30 @@
-"""``AuroraEmulator``: the AWS endpoint, the database endpoints and their shared state."""
+"""``AuroraEmulator``: what a test uses: start and stop, clients, cluster set-up, observing.
+
+The clusters, their faults and counters live in :class:`~.backend.EmulatorBackend`; the AWS
+endpoint (:mod:`.awsapp`) and the admin routes (:mod:`.admin`) run in a werkzeug server thread.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
-import random
 import secrets
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from airflow_aurora_wake.emulator import motoglue
-from airflow_aurora_wake.emulator.awsapp import AwsEndpointApp, query_error
-from airflow_aurora_wake.emulator.config import (
-    ClusterEndpoint,
-    ClusterSpec,
-    Faults,
-    TimelineEvent,
-    Timings,
-    parse_dsn,
-)
-from airflow_aurora_wake.emulator.dataapi import StatementResult, execute_statement
-from airflow_aurora_wake.emulator.dbproxy import ClusterProxy
-from airflow_aurora_wake.emulator.model import ClusterModel, Phase
+from airflow_aurora_wake.emulator.admin import AdminRoutes
+from airflow_aurora_wake.emulator.awsapp import AwsEndpointApp
+from airflow_aurora_wake.emulator.backend import EmulatorBackend
+from airflow_aurora_wake.emulator.config import ClusterEndpoint, ClusterSpec, Faults, TimelineEvent, Timings
+from airflow_aurora_wake.emulator.eventloop import THREAD_TIMEOUT, LoopThread
+from airflow_aurora_wake.emulator.model import Phase
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-_THREAD_TIMEOUT = 10.0
 
 
 class AuroraEmulator:
@@ -66,8 +57,6 @@ class AuroraEmulator:
         account_id: str | None = None,
     ) -> None:
         self._initial = list(clusters)
-        self.timings = timings or Timings()
-        self._faults = faults or Faults()
         self.region = region
         self.host = host
         self._requested_port = port
@@ -79,21 +68,27 @@ class AuroraEmulator:
             log.warning("MOTO_ACCOUNT_ID is set: emulators in this process share account %s", forced)
         self.account_id = forced or account_id or str(secrets.randbelow(9 * 10**11) + 10**11)
         self._owns_account = not forced
-        self._lock = threading.RLock()
-        self._models: dict[str, ClusterModel] = {}
-        self._proxies: dict[str, ClusterProxy] = {}
-        self._rds_calls: Counter[str] = Counter()
-        self._rds_calls_by_cluster: dict[str, Counter[str]] = {}
-        self._rds_faults: Counter[str] = Counter()
-        self._data_api_calls: Counter[str] = Counter()
-        self._rng = random.Random(self._faults.seed)
-        self._faults_set_at = time.time()
-        self._server_errors_left = self._faults.server_errors
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: threading.Thread | None = None
+        self._loop = LoopThread()
+        self._backend = EmulatorBackend(
+            account_id=self.account_id,
+            region=region,
+            host=host,
+            timings=timings or Timings(),
+            faults=faults or Faults(),
+            loop=self._loop,
+        )
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self._started = False
+
+    @property
+    def timings(self) -> Timings:
+        """Default timings of every cluster (a spec's own ``timings`` win)."""
+        return self._backend.default_timings
+
+    @timings.setter
+    def timings(self, timings: Timings) -> None:
+        self._backend.default_timings = timings
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -115,7 +110,7 @@ class AuroraEmulator:
             return self
         self._started = True
         try:
-            self._start_loop()
+            self._loop.start(THREAD_TIMEOUT)
             self._start_server()
             for spec in self._initial:
                 self.add_cluster(spec)
@@ -148,54 +143,20 @@ class AuroraEmulator:
             finally:
                 server.server_close()
         if self._server_thread is not None:
-            self._server_thread.join(_THREAD_TIMEOUT)
+            self._server_thread.join(THREAD_TIMEOUT)
             self._server_thread = None
-        loop = self._loop
-        if loop is not None and loop.is_running():
-            proxies = list(self._proxies.values())
-
-            async def close_all() -> None:
-                await asyncio.gather(*(proxy.aclose() for proxy in proxies), return_exceptions=True)
-
+        if self._loop.running:
             try:
-                asyncio.run_coroutine_threadsafe(close_all(), loop).result(_THREAD_TIMEOUT)
+                self._loop.call(self._backend.aclose(), THREAD_TIMEOUT)
             except Exception:
                 log.exception("closing the database endpoints failed")
-            loop.call_soon_threadsafe(loop.stop)
-        if self._loop_thread is not None:
-            self._loop_thread.join(_THREAD_TIMEOUT)
-            self._loop_thread = None
-        if loop is not None and not loop.is_running() and not loop.is_closed():
-            loop.close()
-        self._loop = None
-        self._proxies.clear()
+        self._loop.stop(THREAD_TIMEOUT)
         if self._started and self._owns_account:
             try:
                 motoglue.forget_account(self.account_id)
             except Exception:
                 log.exception("could not reset moto's backends of account %s", self.account_id)
         self._started = False
-
-    def _start_loop(self) -> None:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            loop.run_forever()
-            # Let cancelled tasks finish their clean-up before the loop closes.
-            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-
-        self._loop = loop
-        self._loop_thread = threading.Thread(target=run, name="aurora-emulator-loop", daemon=True)
-        self._loop_thread.start()
-        if not ready.wait(_THREAD_TIMEOUT):
-            raise RuntimeError("the emulator's event loop did not start")
 
     def _start_server(self) -> None:
         from moto.moto_server.werkzeug_app import (
@@ -211,7 +172,7 @@ class AuroraEmulator:
                 pass
 
         inner = DomainDispatcherApplication(create_backend_app)
-        app = AwsEndpointApp(self, inner)
+        app = AwsEndpointApp(self._backend, inner, AdminRoutes(self))
         self._server = make_server(
             self.host, self._requested_port, app, threaded=True, request_handler=QuietRequestHandler
         )
@@ -270,40 +231,16 @@ class AuroraEmulator:
         :param spec: the cluster.
         :raises ValueError: if a live cluster with that identifier exists.
         """
-        if self._loop is None:
+        if not self._loop.running:
             raise RuntimeError("start the emulator before adding clusters")
-        key = spec.identifier.lower()
-        with self._lock:
-            existing = self._models.get(key)
-            if existing is not None and existing.advance() is not Phase.DELETED:
-                raise ValueError(f"an emulated cluster named {spec.identifier!r} already exists")
-            if motoglue.find_cluster(self.account_id, spec.region, spec.identifier) is not None:
-                raise ValueError(f"a cluster named {spec.identifier!r} already exists in {spec.region}")
-            placeholder = ClusterProxy.reserve_port(self.host, spec.port)
-            try:
-                port = placeholder.getsockname()[1]
-                arn = f"arn:aws:rds:{spec.region}:{self.account_id}:cluster:{spec.identifier}"
-                model = ClusterModel(spec, spec.timings or self.timings, arn=arn, port=port, host=self.host)
-                upstream = parse_dsn(spec.upstream_dsn)
-                master = upstream.user or ("postgres" if upstream.engine == "postgresql" else "root")
-                motoglue.create_cluster(self.account_id, model, master)
-                proxy = ClusterProxy(model, lambda: self._faults)
-                proxy.attach_placeholder(placeholder)
-            except BaseException:
-                placeholder.close()
-                raise
-            self._models[key] = model
-            self._proxies[key] = proxy
-        model.on_change = self._on_model_change
-        model.on_observe = self._on_model_observe
-        self._call(proxy.reconcile())
+        model = self._backend.add_cluster(spec)
         log.info(
             "cluster %s (%s, %s) at %s:%s, %s",
             spec.identifier,
             spec.kind,
             spec.engine,
             self.host,
-            port,
+            model.port,
             model.advance().value,
         )
         return self.cluster(spec.identifier)
@@ -313,7 +250,7 @@ class AuroraEmulator:
 
         :param identifier: the cluster identifier.
         """
-        model = self._model(identifier)
+        model = self._backend.get_cluster(identifier)
         return ClusterEndpoint(
             identifier=model.identifier,
             arn=model.arn,
@@ -326,8 +263,7 @@ class AuroraEmulator:
 
     def clusters(self) -> list[ClusterEndpoint]:
         """Every emulated cluster that is not deleted."""
-        with self._lock:
-            names = [m.identifier for m in self._models.values() if m.advance() is not Phase.DELETED]
+        names = [m.identifier for m in self._backend.models() if m.advance() is not Phase.DELETED]
         return [self.cluster(name) for name in names]
 
     def timeline(self, identifier: str) -> list[TimelineEvent]:
@@ -335,14 +271,14 @@ class AuroraEmulator:
 
         :param identifier: the cluster identifier.
         """
-        return self._model(identifier).timeline_events()
+        return self._backend.get_cluster(identifier).timeline_events()
 
     def ready_at(self, identifier: str) -> float | None:
         """The last time the cluster became connectable (``None``: never yet).
 
         :param identifier: the cluster identifier.
         """
-        model = self._model(identifier)
+        model = self._backend.get_cluster(identifier)
         with model.lock:
             model.advance()
             return model.last_ready_at
@@ -353,7 +289,7 @@ class AuroraEmulator:
 
         :param identifier: the cluster identifier.
         """
-        model = self._model(identifier)
+        model = self._backend.get_cluster(identifier)
         model.observe()
         return model.advance().value
 
@@ -363,38 +299,31 @@ class AuroraEmulator:
         :param identifier: the cluster identifier.
         :param paused_for: pretend it was paused this many seconds ago (deep-sleep tests).
         """
-        self._model(identifier).force_pause(paused_for=paused_for)
-        self._sync(identifier)
+        self._backend.get_cluster(identifier).force_pause(paused_for=paused_for)
+        self._backend.sync_cluster(identifier)
 
     def wake(self, identifier: str) -> None:
         """Make a cluster available at once (also a stopped one): test setup, no resume delay.
 
         :param identifier: the cluster identifier.
         """
-        self._model(identifier).force_wake()
-        self._sync(identifier)
+        self._backend.get_cluster(identifier).force_wake()
+        self._backend.sync_cluster(identifier)
 
     def stop_cluster(self, identifier: str) -> None:
         """Stop a cluster at once (``StopDBCluster`` takes ``stop_seconds``; this does not).
 
         :param identifier: the cluster identifier.
         """
-        self._model(identifier).force_stop()
-        self._sync(identifier)
+        self._backend.get_cluster(identifier).force_stop()
+        self._backend.sync_cluster(identifier)
 
     def delete(self, identifier: str) -> None:
         """Delete a cluster (in moto too): its endpoint refuses, Describe answers 404.
 
         :param identifier: the cluster identifier.
         """
-        model = self._model(identifier)
-        backend = motoglue.rds_backend(self.account_id, model.spec.region)
-        for name, instance in list(backend.databases.items()):
-            if motoglue.model_of(instance) is model:
-                backend.databases.pop(name, None)
-        backend.clusters.pop(model.identifier, None)
-        model.mark_deleted()
-        self._sync(identifier)
+        self._backend.delete_cluster(identifier)
 
     def set_timings(self, identifier: str, timings: Timings) -> None:
         """Change a cluster's timings (applies to transitions requested from now on).
@@ -402,26 +331,26 @@ class AuroraEmulator:
         :param identifier: the cluster identifier.
         :param timings: the new timings.
         """
-        self._model(identifier).set_timings(timings)
+        self._backend.get_cluster(identifier).set_timings(timings)
 
-    def _timings_of(self, identifier: str) -> Timings:
-        return self._model(identifier).timings
+    def timings_of(self, identifier: str) -> Timings:
+        """A cluster's timings.
+
+        :param identifier: the cluster identifier.
+        """
+        return self._backend.get_cluster(identifier).timings
 
     @property
     def faults(self) -> Faults:
         """The faults in force."""
-        return self._faults
+        return self._backend.injector.faults
 
     def set_faults(self, faults: Faults) -> None:
         """Replace the injected faults (the throttle window and 5xx burst restart now).
 
         :param faults: the new faults.
         """
-        with self._lock:
-            self._faults = faults
-            self._rng = random.Random(faults.seed)
-            self._faults_set_at = time.time()
-            self._server_errors_left = faults.server_errors
+        self._backend.injector.set(faults)
 
     def create_secret(self, username: str, password: str, name: str | None = None) -> str:
         """Store database credentials in the emulated Secrets Manager; return the secret ARN.
@@ -447,38 +376,11 @@ class AuroraEmulator:
         ``connections_abandoned``, ``connections_reset``, ``connections_failed_by_fault``
         and ``data_api_calls`` (identifier -> count).
         """
-        with self._lock:
-            models = list(self._models.values())
-            result: dict[str, Any] = {
-                "rds_calls": dict(self._rds_calls),
-                "rds_calls_by_cluster": {k: dict(v) for k, v in self._rds_calls_by_cluster.items()},
-                "rds_faults": dict(self._rds_faults),
-                "data_api_calls": dict(self._data_api_calls),
-            }
-        per_cluster: dict[str, dict[str, Any]] = {
-            "connection_attempts": {},
-            "connections_completed": {},
-            "connections_completed_at": {},
-            "connections_abandoned": {},
-            "connections_reset": {},
-            "connections_failed_by_fault": {},
-        }
-        for model in models:
-            with model.lock:
-                name = model.identifier
-                per_cluster["connection_attempts"][name] = model.connection_attempts
-                per_cluster["connections_completed"][name] = len(model.connections_completed_at)
-                per_cluster["connections_completed_at"][name] = list(model.connections_completed_at)
-                per_cluster["connections_abandoned"][name] = model.connections_abandoned
-                per_cluster["connections_reset"][name] = model.connections_reset
-                per_cluster["connections_failed_by_fault"][name] = model.connections_failed_by_fault
-        result.update(per_cluster)
-        return result
+        return self._backend.counters()
 
     def state(self) -> dict[str, Any]:
         """Everything observable, as JSON (the same document as ``GET /_emulator/state``)."""
-        with self._lock:
-            models = list(self._models.values())
+        models = self._backend.models()
         for model in models:
             model.observe()
         return {
@@ -486,208 +388,8 @@ class AuroraEmulator:
             "region": self.region,
             "account_id": self.account_id,
             "now": time.time(),
-            "faults": self._faults.as_dict(),
+            "faults": self.faults.as_dict(),
             "default_timings": dict(self.timings.__dict__),
             "clusters": {model.identifier: model.snapshot() for model in models},
             "counters": self.counters(),
         }
-
-    # -- used by the AWS endpoint -------------------------------------------------------------
-
-    def _model(self, identifier: str) -> ClusterModel:
-        with self._lock:
-            model = self._models.get(identifier.lower())
-        if model is None:
-            raise KeyError(f"no emulated cluster named {identifier!r}")
-        return model
-
-    def _find_model(
-        self, identifier: str | None, region: str | None, *, include_deleted: bool = False
-    ) -> ClusterModel | None:
-        if not identifier:
-            return None
-        with self._lock:
-            model = self._models.get(identifier.lower())
-        if model is None or (region is not None and model.spec.region != region):
-            return None
-        if not include_deleted and model.advance() is Phase.DELETED:
-            return None
-        return model
-
-    def _adopt_cluster(self, identifier: str, region: str, *, data_api: bool) -> None:
-        """Give a cluster created through the API (CreateDBCluster) a model and an endpoint."""
-        cluster = motoglue.find_cluster(self.account_id, region, identifier)
-        if cluster is None or motoglue.model_of(cluster) is not None:
-            return
-        engine = str(cluster.engine)
-        if engine not in ("aurora-postgresql", "aurora-mysql"):
-            return
-        existing = self._find_model(identifier, None)
-        if existing is not None:
-            log.warning("cluster %s exists in another region of the emulator; not emulated", identifier)
-            return
-        v2 = getattr(cluster, "serverless_v2_scaling_configuration", None)
-        scaling = getattr(cluster, "scaling_configuration", None)
-        if cluster.engine_mode == "serverless":
-            kind, config = "serverless-v1", scaling
-        elif v2:
-            kind, config = "serverless-v2", v2
-        else:
-            kind, config = "provisioned", None
-
-        def pick(name: str, snake: str) -> Any:
-            if config is None:
-                return None
-            value = config.get(name)
-            return config.get(snake) if value is None else value
-
-        low, high = pick("MinCapacity", "min_capacity"), pick("MaxCapacity", "max_capacity")
-        pause = pick("SecondsUntilAutoPause", "seconds_until_auto_pause")
-        base: dict[str, Any] = {
-            "identifier": str(cluster.db_cluster_identifier),
-            "kind": kind,
-            "engine": engine,
-            "state": "available",
-            "data_api": data_api,
-            "iam_auth": bool(getattr(cluster, "iam_auth", False)),
-            "region": region,
-            "seconds_until_auto_pause": int(pause) if pause is not None else 300,
-        }
-        try:
-            spec = ClusterSpec(
-                **base,
-                min_capacity=float(low) if low is not None else None,
-                max_capacity=float(high) if high is not None else None,
-            )
-        except ValueError:
-            # moto's own defaults (v1 min 1 for PostgreSQL) are not valid Aurora values.
-            spec = ClusterSpec(**base)
-        placeholder = ClusterProxy.reserve_port(self.host, None)
-        model = ClusterModel(
-            spec,
-            self.timings,
-            arn=str(cluster.db_cluster_arn),
-            port=placeholder.getsockname()[1],
-            host=self.host,
-        )
-        proxy = ClusterProxy(model, lambda: self._faults)
-        proxy.attach_placeholder(placeholder)
-        with self._lock:
-            self._models[spec.identifier.lower()] = model
-            self._proxies[spec.identifier.lower()] = proxy
-        motoglue.attach_cluster(cluster, model)
-        motoglue.attach_cluster_instances(self.account_id, model)
-        model.on_change = self._on_model_change
-        model.on_observe = self._on_model_observe
-        self._call(proxy.reconcile())
-
-    def _sync(self, identifier: str) -> None:
-        """Apply a cluster's side effects (listener, held connections) before returning, so a
-        caller that stops a cluster sees its port refuse at once."""
-        proxy = self._proxies.get(identifier.lower())
-        loop = self._loop
-        if proxy is not None and loop is not None and loop.is_running():
-            self._call(proxy.reconcile())
-
-    def _on_model_observe(self, model: ClusterModel) -> None:
-        proxy = self._proxies.get(model.identifier.lower())
-        thread = self._loop_thread
-        if proxy is None or thread is None or threading.get_ident() == thread.ident:
-            return
-        if proxy.is_listening != model.is_listening():
-            self._sync(model.identifier)
-
-    def _on_model_change(self, model: ClusterModel) -> None:
-        loop = self._loop
-        proxy = self._proxies.get(model.identifier.lower())
-        if loop is None or proxy is None or loop.is_closed():
-            return
-
-        def schedule() -> None:
-            proxy._spawn(proxy.reconcile())
-
-        # RuntimeError: the loop is shutting down, nothing left to reconcile.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(schedule)
-
-    def _call(self, coro: Coroutine[Any, Any, T], timeout: float = _THREAD_TIMEOUT) -> T:
-        loop = self._loop
-        if loop is None:
-            coro.close()
-            raise RuntimeError("the emulator is not running")
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
-
-    def _run_statement(
-        self,
-        model: ClusterModel,
-        *,
-        user: str,
-        password: str,
-        database: str | None,
-        sql: str,
-        parameters: list[dict[str, Any]],
-    ) -> StatementResult:
-        upstream = parse_dsn(model.spec.upstream_dsn)
-        return self._call(
-            execute_statement(
-                upstream, user=user, password=password, database=database, sql=sql, parameters=parameters
-            ),
-            timeout=60.0,
-        )
-
-    def _count_rds_call(self, action: str, identifier: str | None) -> None:
-        with self._lock:
-            self._rds_calls[action] += 1
-            if identifier:
-                self._rds_calls_by_cluster.setdefault(identifier, Counter())[action] += 1
-
-    def _count_data_api(self, identifier: str) -> None:
-        with self._lock:
-            self._data_api_calls[identifier] += 1
-
-    def _rds_fault(
-        self, action: str, identifier: str | None, region: str
-    ) -> tuple[int, dict[str, str], bytes] | None:
-        """The injected error for this RDS call, if any (deny, then throttle, then 5xx)."""
-        with self._lock:
-            faults = self._faults
-            if faults.denies("rds", action):
-                self._rds_faults["AccessDenied"] += 1
-                resource = (
-                    f"arn:aws:rds:{region}:{self.account_id}:cluster:{identifier}"
-                    if identifier
-                    else f"arn:aws:rds:{region}:{self.account_id}:*"
-                )
-                return query_error(
-                    "AccessDenied",
-                    f"User: arn:aws:iam::{self.account_id}:user/testing is not authorized to perform: "
-                    f"rds:{action} on resource: {resource} because no identity-based policy allows the "
-                    f"rds:{action} action",
-                    403,
-                )
-            if faults.throttle_fraction > 0:
-                in_window = (
-                    faults.throttle_seconds is None
-                    or time.time() < self._faults_set_at + faults.throttle_seconds
-                )
-                if in_window and self._rng.random() < faults.throttle_fraction:
-                    self._rds_faults["Throttling"] += 1
-                    return query_error("Throttling", "Rate exceeded", 400)
-            if self._server_errors_left > 0:
-                self._server_errors_left -= 1
-                if faults.server_error_status == 503:
-                    self._rds_faults["ServiceUnavailable"] += 1
-                    return query_error(
-                        "ServiceUnavailable",
-                        "Service is unavailable. Please try again later.",
-                        503,
-                        sender=False,
-                    )
-                self._rds_faults["InternalFailure"] += 1
-                return query_error(
-                    "InternalFailure",
-                    "The request processing has failed because of an unknown error, exception or failure.",
-                    500,
-                    sender=False,
-                )
-        return None

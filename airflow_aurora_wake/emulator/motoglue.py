@@ -10,7 +10,9 @@ without copying moto's serializer.
 from __future__ import annotations
 
 import json
+import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from moto.core.base_backend import BackendDict
@@ -20,6 +22,7 @@ from moto.rds.models import DBCluster, DBInstanceClustered, RDSBackend, rds_back
 from moto.rds.responses import RDSResponse
 from moto.secretsmanager.models import SecretsManagerBackend, secretsmanager_backends
 
+from airflow_aurora_wake.emulator.config import ENGINES, ClusterSpec
 from airflow_aurora_wake.emulator.model import ClusterModel
 
 _MODEL_ATTRIBUTE = "_aurora_emulator_model"
@@ -62,61 +65,70 @@ class _ModelBacked:
         return model
 
 
+def _live(read: Callable[[ClusterModel], Any], moto_attribute: str | None = None) -> Any:
+    """A property that reads the attached model; moto's own writes go to ``moto_attribute``.
+
+    :param read: computes the value from the model.
+    :param moto_attribute: where a write by moto lands (``None``: the property is read-only).
+    """
+
+    def get(self: _ModelBacked) -> Any:
+        return read(self._model)
+
+    def put(self: _ModelBacked, value: Any) -> None:
+        # moto's own transitions (start/stop/modify) are replaced by the model.
+        self.__dict__[str(moto_attribute)] = value
+
+    return property(get, put if moto_attribute else None)
+
+
+def _observed_status(model: ClusterModel) -> str:
+    model.observe()
+    return model.status()
+
+
+def _capacity(model: ClusterModel) -> int | None:
+    capacity = model.current_capacity()
+    return None if capacity is None else int(capacity)
+
+
+def _v1_scaling(model: ClusterModel) -> dict[str, Any] | None:
+    if model.spec.kind != "serverless-v1":
+        return None
+    return {
+        "MinCapacity": int(model.min_capacity),
+        "MaxCapacity": int(model.max_capacity),
+        "AutoPause": True,
+        "SecondsUntilAutoPause": model.seconds_until_auto_pause,
+        "TimeoutAction": "RollbackCapacityChange",
+        "SecondsBeforeTimeout": 300,
+    }
+
+
+def config_value(config: Any, name: str) -> Any:
+    """A scaling setting from moto's dict, whose keys are ``MinCapacity`` or ``min_capacity``.
+
+    :param config: the scaling configuration (``None`` or a non-mapping gives ``None``).
+    :param name: the botocore member name, for example ``"SecondsUntilAutoPause"``.
+    """
+    getter = getattr(config, "get", None)
+    if getter is None:
+        return None
+    value = getter(name)
+    return getter(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()) if value is None else value
+
+
 class EmulatedDBCluster(_ModelBacked, DBCluster):
     """A moto ``DBCluster`` whose live fields come from the emulator's model."""
 
-    @property  # type: ignore[override]
-    def status(self) -> str:
-        self._model.observe()
-        return self._model.status()
-
-    @status.setter
-    def status(self, value: str) -> None:
-        # moto's own transitions (start/stop/modify) are replaced by the model.
-        self.__dict__["_status"] = value
-
-    @property
-    def capacity(self) -> float | None:
-        capacity = self._model.current_capacity()
-        return None if capacity is None else int(capacity)
-
-    @property  # type: ignore[override]
-    def endpoint(self) -> str:
-        return self._model.host
-
-    @property  # type: ignore[override]
-    def reader_endpoint(self) -> str:
-        return self._model.host
-
-    @property  # type: ignore[override]
-    def port(self) -> int:
-        return self._model.port
-
-    @port.setter
-    def port(self, value: int) -> None:
-        self.__dict__["_moto_port"] = value
-
-    @property  # type: ignore[override]
-    def http_endpoint_enabled(self) -> bool:
-        return self._model.spec.data_api
-
-    @property  # type: ignore[override]
-    def iam_database_authentication_enabled(self) -> bool:
-        return self._model.spec.iam_auth
-
-    @property  # type: ignore[override]
-    def scaling_configuration_info(self) -> dict[str, Any] | None:  # type: ignore[override]
-        model = self._model
-        if model.spec.kind != "serverless-v1":
-            return None
-        return {
-            "MinCapacity": int(model.min_capacity),
-            "MaxCapacity": int(model.max_capacity),
-            "AutoPause": True,
-            "SecondsUntilAutoPause": model.seconds_until_auto_pause,
-            "TimeoutAction": "RollbackCapacityChange",
-            "SecondsBeforeTimeout": 300,
-        }
+    status = _live(_observed_status, "_status")
+    capacity = _live(_capacity)
+    endpoint = _live(lambda model: model.host)
+    reader_endpoint = _live(lambda model: model.host)
+    port = _live(lambda model: model.port, "_moto_port")
+    http_endpoint_enabled = _live(lambda model: model.spec.data_api)
+    iam_database_authentication_enabled = _live(lambda model: model.spec.iam_auth)
+    scaling_configuration_info = _live(_v1_scaling)
 
     @property
     def serverless_v2_scaling_configuration(self) -> dict[str, Any] | None:
@@ -133,44 +145,19 @@ class EmulatedDBCluster(_ModelBacked, DBCluster):
         # ModifyDBCluster sets this attribute: changing the range is an AWS-documented waker.
         if value is None or _MODEL_ATTRIBUTE not in self.__dict__:
             return
-
-        def pick(name: str, snake: str) -> Any:
-            try:
-                found = value.get(name)
-                return value.get(snake) if found is None else found
-            except AttributeError:
-                return None
-
         self._model.update_v2_scaling(
-            pick("MinCapacity", "min_capacity"),
-            pick("MaxCapacity", "max_capacity"),
-            pick("SecondsUntilAutoPause", "seconds_until_auto_pause"),
+            config_value(value, "MinCapacity"),
+            config_value(value, "MaxCapacity"),
+            config_value(value, "SecondsUntilAutoPause"),
         )
 
 
 class EmulatedDBInstance(_ModelBacked, DBInstanceClustered):
     """A moto clustered ``DBInstance`` whose endpoint and status come from the cluster's model."""
 
-    @property  # type: ignore[override]
-    def status(self) -> str:
-        self._model.observe()
-        return self._model.instance_status()
-
-    @status.setter
-    def status(self, value: str) -> None:
-        self.__dict__["_moto_status"] = value
-
-    @property  # type: ignore[override]
-    def address(self) -> str:
-        return self._model.host
-
-    @property  # type: ignore[override]
-    def port(self) -> int:
-        return self._model.port
-
-    @port.setter
-    def port(self, value: int) -> None:
-        self.__dict__["_moto_port"] = value
+    status = _live(_observed_status, "_moto_status")
+    address = _live(lambda model: model.host)
+    port = _live(lambda model: model.port, "_moto_port")
 
 
 # moto's serializer derives attribute aliases from the class name ("DBClusterArn" -> "arn"
@@ -179,28 +166,20 @@ EmulatedDBCluster.__name__ = DBCluster.__name__
 EmulatedDBInstance.__name__ = DBInstanceClustered.__name__
 
 
+def _attach(obj: DBCluster | DBInstanceClustered, model: ClusterModel, cls: type) -> None:
+    if "port" in obj.__dict__:
+        obj.__dict__["_moto_port"] = obj.__dict__.pop("port")
+    obj.__dict__[_MODEL_ATTRIBUTE] = model
+    obj.__class__ = cls
+
+
 def attach_cluster(cluster: DBCluster, model: ClusterModel) -> None:
     """Make a moto cluster object report the model's live state.
 
     :param cluster: moto's object.
     :param model: the emulator's model.
     """
-    if "port" in cluster.__dict__:
-        cluster.__dict__["_moto_port"] = cluster.__dict__.pop("port")
-    cluster.__dict__[_MODEL_ATTRIBUTE] = model
-    cluster.__class__ = EmulatedDBCluster
-
-
-def attach_instance(instance: DBInstanceClustered, model: ClusterModel) -> None:
-    """Make a moto clustered instance report the cluster model's endpoint and status.
-
-    :param instance: moto's object.
-    :param model: the emulator's model of the instance's cluster.
-    """
-    if "port" in instance.__dict__:
-        instance.__dict__["_moto_port"] = instance.__dict__.pop("port")
-    instance.__dict__[_MODEL_ATTRIBUTE] = model
-    instance.__class__ = EmulatedDBInstance  # type: ignore[type-abstract]
+    _attach(cluster, model, EmulatedDBCluster)
 
 
 def create_cluster(account_id: str, model: ClusterModel, master_username: str) -> None:
@@ -237,7 +216,7 @@ def create_cluster(account_id: str, model: ClusterModel, master_username: str) -
             }
         )
         assert isinstance(instance, DBInstanceClustered)
-        attach_instance(instance, model)
+        _attach(instance, model, EmulatedDBInstance)
 
 
 def attach_cluster_instances(account_id: str, model: ClusterModel) -> None:
@@ -253,7 +232,7 @@ def attach_cluster_instances(account_id: str, model: ClusterModel) -> None:
             and not isinstance(instance, EmulatedDBInstance)
             and str(instance.db_cluster_identifier).lower() == model.identifier.lower()
         ):
-            attach_instance(instance, model)
+            _attach(instance, model, EmulatedDBInstance)
 
 
 def find_cluster(account_id: str, region: str, identifier: str) -> DBCluster | None:
@@ -264,6 +243,59 @@ def find_cluster(account_id: str, region: str, identifier: str) -> DBCluster | N
     :param identifier: the cluster identifier.
     """
     return rds_backend(account_id, region).clusters.get(identifier)
+
+
+def adoption_spec(cluster: DBCluster, region: str, *, data_api: bool) -> ClusterSpec | None:
+    """The spec of a cluster created through the API, or ``None`` for an engine not emulated.
+
+    :param cluster: moto's object, not attached to a model yet.
+    :param region: its region.
+    :param data_api: whether the create call enabled the Data API.
+    """
+    engine = str(cluster.engine)
+    if engine not in ENGINES:
+        return None
+    v2 = getattr(cluster, "serverless_v2_scaling_configuration", None)
+    if cluster.engine_mode == "serverless":
+        kind, config = "serverless-v1", getattr(cluster, "scaling_configuration", None)
+    elif v2:
+        kind, config = "serverless-v2", v2
+    else:
+        kind, config = "provisioned", None
+    low, high = config_value(config, "MinCapacity"), config_value(config, "MaxCapacity")
+    pause = config_value(config, "SecondsUntilAutoPause")
+    base: dict[str, Any] = {
+        "identifier": str(cluster.db_cluster_identifier),
+        "kind": kind,
+        "engine": engine,
+        "state": "available",
+        "data_api": data_api,
+        "iam_auth": bool(getattr(cluster, "iam_auth", False)),
+        "region": region,
+        "seconds_until_auto_pause": int(pause) if pause is not None else 300,
+    }
+    try:
+        return ClusterSpec(
+            **base,
+            min_capacity=float(low) if low is not None else None,
+            max_capacity=float(high) if high is not None else None,
+        )
+    except ValueError:
+        # moto's own defaults (v1 min 1 for PostgreSQL) are not valid Aurora values.
+        return ClusterSpec(**base)
+
+
+def delete_cluster(account_id: str, model: ClusterModel) -> None:
+    """Remove a model's moto cluster and instances.
+
+    :param account_id: the emulator's account.
+    :param model: the cluster's model.
+    """
+    backend = rds_backend(account_id, model.spec.region)
+    for name, instance in list(backend.databases.items()):
+        if model_of(instance) is model:
+            backend.databases.pop(name, None)
+    backend.clusters.pop(model.identifier, None)
 
 
 def create_secret(account_id: str, region: str, name: str, secret: dict[str, Any]) -> str:

@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import ssl
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
-from contextlib import asynccontextmanager
-from typing import Any, Literal, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from asgiref.sync import sync_to_async
@@ -31,23 +27,21 @@ from airflow_aurora_wake.compat import (
     get_async_connection,
     get_async_extra_dejson,
 )
-from airflow_aurora_wake.core.cluster import ClusterSnapshot, engine_family
+from airflow_aurora_wake.core.cluster import ClusterSnapshot
+from airflow_aurora_wake.core.engines import EngineFamily
 from airflow_aurora_wake.core.errors import DatabaseConfigurationError, InvalidParameterError
 from airflow_aurora_wake.core.probes import DatabaseTarget
+from airflow_aurora_wake.core.targets import LoginSettings, build_target
+from airflow_aurora_wake.core.tls import option_bool, ssl_setting_from_options
+from airflow_aurora_wake.hooks.shared_clients import SHARED_CLIENTS
 
 T = TypeVar("T")
-
-EngineFamily = Literal["postgresql", "mysql"]
 
 #: Airflow connection types accepted for each database engine family.
 CONN_TYPES: dict[EngineFamily, frozenset[str]] = {
     "postgresql": frozenset({"postgres", "postgresql"}),
     "mysql": frozenset({"mysql"}),
 }
-DEFAULT_PORTS: dict[EngineFamily, int] = {"postgresql": 5432, "mysql": 3306}
-POSTGRES_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-_TRUE_STRINGS = frozenset({"true", "1", "yes", "on"})
-_FALSE_STRINGS = frozenset({"false", "0", "no", "off", ""})
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -61,17 +55,6 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def _as_bool(value: Any, *, name: str, conn_id: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE_STRINGS | _FALSE_STRINGS:
-        return value.strip().lower() in _TRUE_STRINGS
-    raise DatabaseConfigurationError(
-        f"Connection {conn_id!r}: extra {name!r} must be true or false, got {value!r}. "
-        f"Fix the connection's extra, for example {{{name!r}: true}}."
-    )
-
-
 def _connection_not_found(conn_id: str) -> InvalidParameterError:
     return InvalidParameterError(
         "conn_id",
@@ -80,107 +63,6 @@ def _connection_not_found(conn_id: str) -> InvalidParameterError:
         f"secrets backend, or an AIRFLOW_CONN_{conn_id.upper()} environment variable, which must "
         "then be set for the worker and for the triggerer)",
     )
-
-
-class _DropSignatures(logging.Filter):
-    """Drop botocore's DEBUG ``Signature:`` lines: for a presigned IAM token, that is the token."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (isinstance(record.msg, str) and record.msg.startswith("Signature:"))
-
-
-def _hide_presigned_signatures() -> None:
-    """Keep IAM token signatures out of logs even when botocore logs at DEBUG (idempotent).
-
-    ``botocore.auth`` logs every SigV4 signature at DEBUG, including the one that makes an
-    IAM database token; with the canonical request logged next to it, the token could be
-    rebuilt from the log. Only those lines are dropped, and only once IAM tokens are in use.
-    """
-    botocore_auth = logging.getLogger("botocore.auth")
-    if not any(isinstance(existing, _DropSignatures) for existing in botocore_auth.filters):
-        botocore_auth.addFilter(_DropSignatures())
-
-
-class _SharedClient:
-    """One aiobotocore client and the users holding it (see :class:`SharedClients`)."""
-
-    def __init__(self, task: asyncio.Task[tuple[Any, Any]]) -> None:
-        self.task = task
-        self.users = 0
-        self.closing = False
-
-    def usable(self) -> bool:
-        if self.closing:
-            return False
-        if not self.task.done():
-            return True
-        return not self.task.cancelled() and self.task.exception() is None
-
-
-class SharedClients:
-    """aiobotocore clients shared per event loop by key; closed when their last user leaves.
-
-    The client is created in a task of its own, so a user cancelled while it is being created
-    does not cancel it for the others; the last user to leave closes it (or cancels its
-    creation). A creation that failed is not reused: the next user creates a new one.
-    """
-
-    def __init__(self) -> None:
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, _SharedClient]] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def active(self, loop: asyncio.AbstractEventLoop | None = None) -> int:
-        """How many shared clients are open or opening in ``loop`` (default: the running loop).
-
-        :param loop: The event loop.
-        """
-        return len(self._by_loop.get(loop or asyncio.get_running_loop(), {}))
-
-    @asynccontextmanager
-    async def client(self, key: Hashable, create: Callable[[], Awaitable[Any]]) -> AsyncIterator[Any]:
-        """Yield the shared client for ``key``, creating it with ``create()`` when there is none.
-
-        :param key: What makes two clients interchangeable (service, connection, region...).
-        :param create: Returns an aiobotocore client context manager (not yet entered).
-        """
-        loop = asyncio.get_running_loop()
-        entries = self._by_loop.setdefault(loop, {})
-        entry = entries.get(key)
-        if entry is None or not entry.usable():
-
-            async def open_client() -> tuple[Any, Any]:
-                creator = await create()
-                return creator, await creator.__aenter__()
-
-            entry = _SharedClient(loop.create_task(open_client(), name="aurora-wake-aws-client"))
-            entries[key] = entry
-        entry.users += 1
-        try:
-            _, client = await asyncio.shield(entry.task)
-            yield client
-        finally:
-            entry.users -= 1
-            if entry.users == 0 and not entry.closing:
-                entry.closing = True
-                if entries.get(key) is entry:
-                    del entries[key]
-                await self._close(entry)
-
-    @staticmethod
-    async def _close(entry: _SharedClient) -> None:
-        task = entry.task
-        if not task.done():
-            task.cancel()
-        await asyncio.wait([task])
-        if task.cancelled() or task.exception() is not None:
-            return
-        creator, _ = task.result()
-        await creator.__aexit__(None, None, None)
-
-
-#: The process-wide pool of shared aiobotocore clients (one per key per event loop).
-SHARED_CLIENTS = SharedClients()
 
 
 class AuroraServerlessHook(BaseHook):
@@ -383,144 +265,32 @@ class AuroraServerlessHook(BaseHook):
         """
         connection, extra = await self.aget_database_connection()
         conn_id = str(self.conn_id)
-        family = engine_family(snapshot.engine)
-        if family is None:
-            raise DatabaseConfigurationError(
-                f"Cluster {snapshot.identifier!r} runs engine {snapshot.engine!r}, which is neither "
-                "PostgreSQL nor MySQL compatible: it cannot be probed with a database connection."
-            )
         conn_type = (connection.conn_type or "").lower()
-        if conn_type not in CONN_TYPES[family]:
-            expected = " or ".join(sorted(CONN_TYPES[family]))
+        engine = next((family for family, types in CONN_TYPES.items() if conn_type in types), None)
+        origin = f"Connection {conn_id!r} (type {conn_type or None!r})"
+        if engine is None:
             raise DatabaseConfigurationError(
-                f"Connection {conn_id!r} has type {conn_type or None!r} but cluster "
-                f"{snapshot.identifier!r} runs {snapshot.engine!r}: use a connection of type "
-                f"{expected} for this cluster (or point conn_id at one)."
+                f"{origin} is neither a postgres nor a mysql connection, but DB cluster "
+                f"{snapshot.identifier!r} runs {snapshot.engine!r}: point conn_id at a database connection"
             )
-        host = connection.host or snapshot.endpoint
-        if not host:
-            raise DatabaseConfigurationError(
-                f"Connection {conn_id!r} has no host and cluster {snapshot.identifier!r} reports no "
-                "writer endpoint: set the connection's host to the cluster endpoint."
-            )
-        port = connection.port or (snapshot.port if not connection.host else None) or DEFAULT_PORTS[family]
-        user = connection.login
-        if not user:
-            raise DatabaseConfigurationError(
-                f"Connection {conn_id!r} has no login: set the database user in the connection."
-            )
-        database = self.database or connection.schema or None
-        ssl_setting = await self._ssl_setting(family, extra, conn_id)
+        iam = option_bool(extra.get("iam", False), name="iam", origin=origin)
+        token_aws_conn_id = extra.get("aws_conn_id")
 
-        password: str | None = connection.password or None
-        password_provider: Callable[[], Awaitable[str]] | None = None
-        if _as_bool(extra.get("iam", False), name="iam", conn_id=conn_id):
-            password = None
-            token_aws_conn_id = extra.get("aws_conn_id")
-            password_provider = self._iam_token_provider(
-                host=host, port=int(port), user=user, aws_conn_id=token_aws_conn_id
-            )
-
-        return DatabaseTarget(
-            engine=family,
-            host=host,
-            port=int(port),
-            user=user,
-            database=database,
-            password=password,
-            password_provider=password_provider,
-            ssl=ssl_setting,
-            conn_id=conn_id,
-        )
-
-    def _iam_token_provider(
-        self, *, host: str, port: int, user: str, aws_conn_id: str | None
-    ) -> Callable[[], Awaitable[str]]:
-        """Return a coroutine function producing a fresh IAM auth token for each connection.
-
-        The token is a local SigV4 signature (no network call); it is returned to the core's
-        probe and never logged or kept here.
-        """
-        _hide_presigned_signatures()
-
-        async def provide_token() -> str:
-            async with self._client("rds", aws_conn_id) as client:
+        async def sign_token(host: str, port: int, user: str) -> str:
+            async with self._client("rds", token_aws_conn_id) as client:
                 token: str = await client.generate_db_auth_token(DBHostname=host, Port=port, DBUsername=user)
             return token
 
-        return provide_token
-
-    async def _ssl_setting(
-        self, family: EngineFamily, extra: dict[str, Any], conn_id: str
-    ) -> ssl.SSLContext | bool | str | None:
-        if family == "postgresql":
-            return await self._postgres_ssl(extra, conn_id)
-        return await self._mysql_ssl(extra, conn_id)
-
-    @staticmethod
-    async def _postgres_ssl(extra: dict[str, Any], conn_id: str) -> ssl.SSLContext | str | None:
-        mode = extra.get("sslmode")
-        if mode is None:
-            return None
-        mode = str(mode).lower()
-        if mode not in POSTGRES_SSLMODES:
-            raise DatabaseConfigurationError(
-                f"Connection {conn_id!r}: extra sslmode={mode!r} is not a PostgreSQL sslmode; use one "
-                f"of {', '.join(POSTGRES_SSLMODES)}."
-            )
-        rootcert, cert, key = extra.get("sslrootcert"), extra.get("sslcert"), extra.get("sslkey")
-        if mode in ("disable", "allow", "prefer") or not (rootcert or cert):
-            # asyncpg understands libpq's sslmode names itself.
-            return mode
-
-        def build() -> ssl.SSLContext:
-            context = ssl.create_default_context(cafile=rootcert)
-            if mode != "verify-full":
-                context.check_hostname = False
-            if mode == "require" and not rootcert:
-                context.verify_mode = ssl.CERT_NONE
-            if cert:
-                context.load_cert_chain(cert, key)
-            return context
-
-        return await _build_context(build, conn_id)
-
-    @staticmethod
-    async def _mysql_ssl(extra: dict[str, Any], conn_id: str) -> ssl.SSLContext | bool | None:
-        setting = extra.get("ssl")
-        if setting is None:
-            return None
-        if isinstance(setting, str) and setting.strip().startswith("{"):
-            try:
-                setting = json.loads(setting)
-            except ValueError:
-                raise DatabaseConfigurationError(
-                    f"Connection {conn_id!r}: extra 'ssl' is not valid JSON; use true, false or an "
-                    'object such as {"ca": "/path/to/ca.pem"}.'
-                ) from None
-        if not isinstance(setting, dict):
-            # true: encrypt without verifying (the core's meaning); false: no TLS.
-            return _as_bool(setting, name="ssl", conn_id=conn_id) or None
-        options: dict[str, Any] = setting
-
-        def build() -> ssl.SSLContext:
-            context = ssl.create_default_context(cafile=options.get("ca"))
-            check_hostname = options.get("check_hostname", True)
-            context.check_hostname = _as_bool(check_hostname, name="ssl.check_hostname", conn_id=conn_id)
-            if options.get("cert"):
-                context.load_cert_chain(options["cert"], options.get("key"))
-            return context
-
-        return await _build_context(build, conn_id)
-
-
-async def _build_context(build: Callable[[], ssl.SSLContext], conn_id: str) -> ssl.SSLContext:
-    """Build an SSL context in a worker thread (it reads certificate files)."""
-    try:
-        return await asyncio.to_thread(build)
-    except (OSError, ssl.SSLError) as exc:
-        raise DatabaseConfigurationError(
-            f"Connection {conn_id!r}: its TLS settings could not be loaded ({type(exc).__name__}: "
-            f"{exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}); check the "
-            "certificate paths in the connection's extra."
-        ) from None
+        login = LoginSettings(
+            engine=engine,
+            host=connection.host or None,
+            port=connection.port or None,
+            user=connection.login or None,
+            password=connection.password or None,
+            database=self.database or connection.schema or None,
+            iam=iam,
+            ssl=await ssl_setting_from_options(engine, extra, origin),
+            conn_id=conn_id,
+            origin=origin,
+        )
+        return build_target(login, snapshot, sign_token=sign_token)

@@ -3,33 +3,58 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
+
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from airflow_aurora_wake.compat import BaseOperator, Context
-from airflow_aurora_wake.core.validation import (
-    validate_bool,
-    validate_capacity,
-    validate_optional_name,
-    validate_seconds_before_timeout,
-    validate_secret_arn,
-    validate_timeout_action,
-)
+from airflow_aurora_wake.core.validation import resolve_cluster, validate_optional_name
 from airflow_aurora_wake.core.wake import WakeOptions, WakeResult, wake_cluster
-from airflow_aurora_wake.hooks._params import (
+from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook, run_sync
+from airflow_aurora_wake.utils.mixins import AuroraHookMixin
+from airflow_aurora_wake.utils.task_parameters import (
     coerce_int,
-    is_unrendered,
     reject_none_text,
-    resolve_cluster,
-    validate_aws_params,
+    task_values,
     validate_conn_id,
 )
-from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook, run_sync
 
 #: How long the one DescribeDBClusters may retry throttling and network errors.
 DESCRIBE_RETRY_SECONDS = 30.0
 
+_CONN_ID_FIX = "give the id of a postgres or mysql Airflow connection to the cluster's database, or None"
 
-class AuroraServerlessWakeOperator(BaseOperator):
+
+#: The parameters :meth:`AuroraServerlessWakeOperator._core_request` turns into core types.
+_CORE_PARAMETERS = (
+    "db_cluster_identifier",
+    "region_name",
+    "capacity",
+    "seconds_before_timeout",
+    "timeout_action",
+    "start_if_stopped",
+    "conn_id",
+    "data_api_secret_arn",
+    "database",
+)
+
+
+class WakeRequest(NamedTuple):
+    """The operator's validated parameters, in the core's terms.
+
+    :param identifier: The plain cluster identifier (an ARN's name).
+    :param region_name: The region given, or an ARN's (``None``: the AWS connection's).
+    :param conn_id: The database connection used for a connection nudge, or ``None``.
+    :param options: The core's wake options.
+    """
+
+    identifier: str
+    region_name: str | None
+    conn_id: str | None
+    options: WakeOptions
+
+
+class AuroraServerlessWakeOperator(AuroraHookMixin, BaseOperator):
     """
     Send the wake request that fits an Aurora cluster and return at once (no waiting).
 
@@ -44,16 +69,11 @@ class AuroraServerlessWakeOperator(BaseOperator):
     Returns (XCom) the wake result: ``db_cluster_identifier``, ``kind``, ``engine``, ``status``,
     ``action``, ``detail``, ``requested_at``.
 
+    The AWS parameters ``aws_conn_id``, ``region_name``, ``verify`` (all templated) and
+    ``botocore_config`` are those of every Amazon provider operator; see
+    :class:`~airflow_aurora_wake.utils.mixins.AuroraHookMixin`.
+
     :param db_cluster_identifier: The DB cluster identifier (or ARN). (templated)
-    :param aws_conn_id: The Airflow connection used for AWS credentials. If this is ``None`` then
-        the default boto3 behaviour is used (also when ``aws_default`` does not exist); any other
-        id must name an existing ``aws`` connection. (templated)
-    :param region_name: AWS region_name. If not specified then the default boto3 behaviour is
-        used. (templated)
-    :param verify: Whether or not to verify SSL certificates of the AWS API. (templated) See:
-        https://boto3.amazonaws.com/v1/documentation/api/latest/reference/core/session.html
-    :param botocore_config: Configuration dictionary (key-values) for botocore client. See:
-        https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
     :param capacity: Serverless v1 capacity to request (``None``: the cluster's minimum valid
         capacity). (templated)
     :param seconds_before_timeout: ``SecondsBeforeTimeout`` of the v1 capacity change (10..600).
@@ -68,15 +88,8 @@ class AuroraServerlessWakeOperator(BaseOperator):
     :param database: Database name for the nudge; overrides the connection's schema. (templated)
     """
 
-    template_fields: Sequence[str] = (
-        "aws_conn_id",
-        "capacity",
-        "conn_id",
-        "data_api_secret_arn",
-        "database",
-        "db_cluster_identifier",
-        "region_name",
-        "verify",
+    template_fields: Sequence[str] = aws_template_fields(
+        "db_cluster_identifier", "capacity", "conn_id", "data_api_secret_arn", "database"
     )
     ui_color = "#f7dc6f"
 
@@ -110,64 +123,44 @@ class AuroraServerlessWakeOperator(BaseOperator):
         self.conn_id = conn_id
         self.data_api_secret_arn = data_api_secret_arn
         self.database = database
-        self._validate_static()
+        # Fail the DAG's parse rather than the run.
+        self._core_request(at_parse_time=True)
 
-    def _validate_static(self) -> None:
-        """Checks that templating cannot change: at construction, so a DAG fails to parse."""
-        validate_seconds_before_timeout(self.seconds_before_timeout)
-        validate_timeout_action(self.timeout_action)
-        validate_bool(self.start_if_stopped, "start_if_stopped")
-        if not is_unrendered(self.capacity):
-            validate_capacity(self.capacity)
-        if not is_unrendered(self.db_cluster_identifier) and not is_unrendered(self.region_name):
-            resolve_cluster(self.db_cluster_identifier, self.region_name)
+    def _core_request(self, *, at_parse_time: bool = False) -> WakeRequest:
+        """Build the core's wake options and cluster reference from this task's attributes.
 
-    def _validated(self) -> tuple[str, AuroraServerlessHook, WakeOptions]:
-        """Validate every (rendered) parameter; return the identifier, the hook and the options."""
-        reject_none_text({name: getattr(self, name) for name in self.template_fields})
-        self.capacity = coerce_int(self.capacity)
-        self._validate_static()
-        validate_aws_params(self.aws_conn_id, self.region_name, self.verify, self.botocore_config)
-        identifier, region = resolve_cluster(self.db_cluster_identifier, self.region_name)
-        conn_id = validate_conn_id(
-            self.conn_id,
-            "conn_id",
-            required=False,
-            fix="give the id of a postgres or mysql Airflow connection to the cluster's database, or None",
-        )
-        secret_arn = validate_secret_arn(self.data_api_secret_arn)
-        database = validate_optional_name(self.database, "database")
-        hook = AuroraServerlessHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=region,
-            verify=self.verify,
-            botocore_config=self.botocore_config,
-            conn_id=conn_id,
-            database=database,
-        )
-        hook.check_database_connection()
-        hook.check_aws_connection()
+        The core's types make the checks (:func:`resolve_cluster` turns an ARN into its name and
+        region; :class:`WakeOptions` checks the capacity, the v1 timeout settings and the secret);
+        this adds only the connection id's shape.
+        """
+        values = task_values(self, _CORE_PARAMETERS, at_parse_time=at_parse_time)
+        identifier, region = resolve_cluster(values["db_cluster_identifier"], values["region_name"])
         options = WakeOptions(
-            capacity=validate_capacity(self.capacity),
-            seconds_before_timeout=self.seconds_before_timeout,
-            timeout_action=self.timeout_action,
-            start_if_stopped=self.start_if_stopped,
-            data_api_secret_arn=secret_arn,
-            database=database,
+            capacity=coerce_int(values["capacity"]),
+            seconds_before_timeout=values["seconds_before_timeout"],
+            timeout_action=values["timeout_action"],
+            start_if_stopped=values["start_if_stopped"],
+            data_api_secret_arn=values["data_api_secret_arn"],
+            database=validate_optional_name(values["database"], "database"),
         )
-        return identifier, hook, options
+        conn_id = validate_conn_id(values["conn_id"], "conn_id", required=False, fix=_CONN_ID_FIX)
+        return WakeRequest(identifier, region, conn_id, options)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Describe the cluster once, send the fitting wake request, return the result.
 
         :param context: The task context.
         """
-        identifier, hook, options = self._validated()
-        result = run_sync(self._wake(identifier, hook, options))
+        reject_none_text({name: getattr(self, name) for name in self.template_fields})
+        request = self._core_request()
+        hook = self.checked_aurora_hook(
+            region_name=request.region_name, conn_id=request.conn_id, database=request.options.database
+        )
+        result = run_sync(self._wake(request.identifier, hook, request.options))
         xcom = result.as_xcom()
         self.log.info(
             "DB cluster %r (%s, %s, status %s): wake action %s. %s",
-            identifier,
+            request.identifier,
             xcom.get("kind"),
             xcom.get("engine"),
             xcom.get("status"),

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+
 from airflow_aurora_wake.compat import (
     AirflowSensorTimeout,
     BaseSensorOperator,
@@ -18,23 +20,12 @@ from airflow_aurora_wake.compat import (
 from airflow_aurora_wake.core import errors as core_errors
 from airflow_aurora_wake.core.cluster import StatusCategory
 from airflow_aurora_wake.core.errors import AuroraWakeError, InvalidParameterError
-from airflow_aurora_wake.core.validation import (
-    validate_bool,
-    validate_non_negative_seconds,
-    validate_optional_name,
-    validate_positive_seconds,
-    validate_probe_settings,
-)
-from airflow_aurora_wake.core.wait import CheckOutcome, WaitRequest, check_ready_once
-from airflow_aurora_wake.hooks._params import (
-    is_unrendered,
-    reject_none_text,
-    resolve_cluster,
-    validate_aws_params,
-    validate_conn_id,
-)
+from airflow_aurora_wake.core.validation import validate_bool, validate_positive_seconds
+from airflow_aurora_wake.core.wait import WaitRequest, check_ready_once
 from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook, run_sync
 from airflow_aurora_wake.triggers.aurora_serverless import AuroraServerlessReadyTrigger
+from airflow_aurora_wake.utils.mixins import AuroraHookMixin, ReadyWaitMixin
+from airflow_aurora_wake.utils.task_parameters import reject_none_text, task_values, validate_conn_id
 
 #: Seconds the check before deferring may spend on one connection attempt (see ``execute``).
 FIRST_CHECK_CONNECT_TIMEOUT = 5.0
@@ -63,21 +54,6 @@ def error_from_event(error_type: str, message: str) -> AuroraWakeError:
     return error
 
 
-def _ready_xcom(outcome: CheckOutcome, *, started: float, attempts: int) -> dict[str, Any]:
-    """The XCom of a readiness found by ``check_ready_once``, shaped as ``ReadyReport.as_xcom()``."""
-    snapshot = outcome.snapshot
-    now = time.time()
-    return {
-        "ready_at": now,
-        "seconds_waited": round(now - started, 3),
-        "attempts": attempts,
-        "rds_calls": dict(outcome.rds_calls),
-        "kind": snapshot.kind.value if snapshot else None,
-        "engine": snapshot.engine if snapshot else None,
-        "endpoint": outcome.endpoint,
-    }
-
-
 def _validate_sensor_arguments(kwargs: dict[str, Any]) -> None:
     """Check the base sensor's own arguments first, with messages that say what to pass.
 
@@ -100,7 +76,7 @@ def _validate_sensor_arguments(kwargs: dict[str, Any]) -> None:
         )
 
 
-class AuroraServerlessReadySensor(BaseSensorOperator):
+class AuroraServerlessReadySensor(AuroraHookMixin, ReadyWaitMixin, BaseSensorOperator):
     """
     Wait until an Aurora cluster is awake and its database answers ``SELECT 1``.
 
@@ -115,16 +91,11 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
     Returns (XCom) the ready report: ``ready_at``, ``seconds_waited``, ``attempts``,
     ``rds_calls``, ``kind``, ``engine``, ``endpoint``.
 
+    The AWS parameters ``aws_conn_id``, ``region_name``, ``verify`` (all templated) and
+    ``botocore_config`` are those of every Amazon provider sensor; see
+    :class:`~airflow_aurora_wake.utils.mixins.AuroraHookMixin`.
+
     :param db_cluster_identifier: The DB cluster identifier (or ARN). (templated)
-    :param aws_conn_id: The Airflow connection used for AWS credentials. If this is ``None`` then
-        the default boto3 behaviour is used (also when ``aws_default`` does not exist); any other
-        id must name an existing ``aws`` connection. (templated)
-    :param region_name: AWS region_name. If not specified then the default boto3 behaviour is
-        used. (templated)
-    :param verify: Whether or not to verify SSL certificates of the AWS API. (templated) See:
-        https://boto3.amazonaws.com/v1/documentation/api/latest/reference/core/session.html
-    :param botocore_config: Configuration dictionary (key-values) for botocore client. See:
-        https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
     :param conn_id: Airflow connection (``postgres`` or ``mysql``) of the database; required for
         ``probe="connection"``. An empty host means the cluster's writer endpoint. (templated)
     :param probe: ``"connection"`` (a real connection and ``SELECT 1``) or ``"data-api"``.
@@ -143,14 +114,8 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
     :param soft_fail: Skip instead of fail when the wait times out (never on misconfiguration).
     """
 
-    template_fields: Sequence[str] = (
-        "aws_conn_id",
-        "conn_id",
-        "data_api_secret_arn",
-        "database",
-        "db_cluster_identifier",
-        "region_name",
-        "verify",
+    template_fields: Sequence[str] = aws_template_fields(
+        "db_cluster_identifier", "conn_id", "data_api_secret_arn", "database"
     )
     ui_color = "#7fb3d5"
 
@@ -184,64 +149,47 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
         self.connect_timeout = connect_timeout
         self.data_api_secret_arn = data_api_secret_arn
         self.database = database
-        self.deferrable = deferrable
+        self.deferrable = validate_bool(deferrable, "deferrable")
         self.describe_interval = describe_interval
         self.stopped_grace = stopped_grace
+        validate_positive_seconds(self.timeout, "timeout")
         self._poke_started: float | None = None
         self._pokes = 0
         # The status in which a poke saw the cluster up (poke mode keeps it between pokes): a
         # cluster stopped after that fails at once instead of after stopped_grace.
         self._seen_up: str | None = None
-        self._validate_static()
+        # Fail the DAG's parse rather than the run.
+        self._core_request(at_parse_time=True)
 
-    # ----------------------------------------------------------------- validation
-    def _validate_static(self) -> None:
-        """Checks that templating cannot change: at construction, so a DAG fails to parse."""
-        validate_bool(self.deferrable, "deferrable")
-        validate_positive_seconds(self.connect_timeout, "connect_timeout")
-        validate_positive_seconds(self.timeout, "timeout")
-        validate_positive_seconds(self.describe_interval, "describe_interval")
-        validate_non_negative_seconds(self.stopped_grace, "stopped_grace")
-        if not is_unrendered(self.data_api_secret_arn):
-            validate_probe_settings(self.probe, self.data_api_secret_arn)
-        if self.probe == "connection" and self.conn_id is None:
-            raise InvalidParameterError("conn_id", None, _CONN_ID_FIX)
-        if not is_unrendered(self.db_cluster_identifier) and not is_unrendered(self.region_name):
-            resolve_cluster(self.db_cluster_identifier, self.region_name)
+    def _core_request(self, *, at_parse_time: bool = False) -> WaitRequest:
+        """Build the core's request from this task's attributes.
+
+        :class:`WaitRequest` makes the checks (an ARN becomes its name and gives its region; the
+        probe with its secret, the timings, the database); this adds only the connection id's
+        shape, which ``probe="connection"`` requires.
+
+        :raises InvalidParameterError: A parameter the core or the connection id check rejects.
+        """
+        region_name, conn_id = task_values(
+            self, ("region_name", "conn_id"), at_parse_time=at_parse_time
+        ).values()
+        request = self.wait_request(region_name, at_parse_time=at_parse_time)
+        validate_conn_id(conn_id, "conn_id", required=request.probe == "connection", fix=_CONN_ID_FIX)
+        return request
 
     def _validated_request(self) -> tuple[WaitRequest, AuroraServerlessHook]:
-        """Validate every (rendered) parameter; build the core's request and the hook."""
+        """Check the rendered parameters and the connections; return the request and the hook."""
         reject_none_text({name: getattr(self, name) for name in self.template_fields})
-        self._validate_static()
-        validate_aws_params(self.aws_conn_id, self.region_name, self.verify, self.botocore_config)
-        identifier, region = resolve_cluster(self.db_cluster_identifier, self.region_name)
-        probe, secret_arn = validate_probe_settings(self.probe, self.data_api_secret_arn)
-        conn_id = validate_conn_id(self.conn_id, "conn_id", required=probe == "connection", fix=_CONN_ID_FIX)
-        database = validate_optional_name(self.database, "database")
-        hook = AuroraServerlessHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=region,
-            verify=self.verify,
-            botocore_config=self.botocore_config,
-            conn_id=conn_id if probe == "connection" else None,
-            database=database,
+        request = self._core_request()
+        hook = self.checked_aurora_hook(
+            region_name=request.region_name,
+            conn_id=self.conn_id if request.probe == "connection" else None,
+            database=request.database,
         )
-        # Unknown conn_id: fail now, before any AWS call or waiting.
-        hook.check_database_connection()
-        hook.check_aws_connection()
-        request = WaitRequest(
-            db_cluster_identifier=identifier,
-            region_name=region or hook.get_region_name(),
-            probe=probe,  # type: ignore[arg-type]  # validated above
-            connect_timeout=float(self.connect_timeout),
-            describe_interval=float(self.describe_interval),
-            stopped_grace=float(self.stopped_grace),
-            data_api_secret_arn=secret_arn,
-            database=database,
-        )
+        if request.region_name is None:
+            request = dataclasses.replace(request, region_name=hook.get_region_name())
         return request, hook
 
-    # ------------------------------------------------------------------- running
     def execute(self, context: Context) -> Any:
         """Check once; return at once if ready, else defer (or poke when not deferrable).
 
@@ -257,26 +205,14 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
         first_check = dataclasses.replace(
             request, connect_timeout=min(request.connect_timeout, FIRST_CHECK_CONNECT_TIMEOUT)
         )
-        outcome = run_sync(check_ready_once(first_check, hook, waiting_since=started))
-        if outcome.ready:
+        outcome = run_sync(check_ready_once(first_check, hook, waiting_since=started, attempt=1))
+        if outcome.report is not None:
             self.log.info("%s: no deferral needed.", outcome.detail)
-            return _ready_xcom(outcome, started=started, attempts=1)
+            return outcome.report.as_xcom()
         self.log.info("%s; deferring for up to %s s.", outcome.detail, self.timeout)
         self.defer(
-            trigger=AuroraServerlessReadyTrigger(
-                db_cluster_identifier=request.db_cluster_identifier,
-                deadline=started + float(self.timeout),
-                aws_conn_id=self.aws_conn_id,
-                region_name=hook.region_name,
-                verify=self.verify,
-                botocore_config=self.botocore_config,
-                conn_id=hook.conn_id,
-                probe=request.probe,
-                connect_timeout=request.connect_timeout,
-                data_api_secret_arn=request.data_api_secret_arn,
-                database=request.database,
-                describe_interval=request.describe_interval,
-                stopped_grace=request.stopped_grace,
+            trigger=AuroraServerlessReadyTrigger.for_request(
+                request, hook, deadline=started + float(self.timeout)
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout)),
@@ -302,13 +238,9 @@ class AuroraServerlessReadySensor(BaseSensorOperator):
         )
         if outcome.snapshot is not None and outcome.snapshot.category is not StatusCategory.STOPPED:
             self._seen_up = outcome.snapshot.status
-        if outcome.ready:
-            self.log.info("%s.", outcome.detail)
-            return PokeReturnValue(
-                is_done=True,
-                xcom_value=_ready_xcom(outcome, started=self._poke_started, attempts=self._pokes),
-            )
         self.log.info("%s.", outcome.detail)
+        if outcome.report is not None:
+            return PokeReturnValue(is_done=True, xcom_value=outcome.report.as_xcom())
         return False
 
     def _first_poke_time(self, context: Context) -> float:

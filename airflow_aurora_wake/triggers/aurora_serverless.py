@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Hashable
 from typing import Any
 
@@ -10,9 +9,10 @@ from airflow_aurora_wake.compat import BaseTrigger, TriggerEvent
 from airflow_aurora_wake.core.errors import AuroraWakeError, ReadyTimeoutError, safe_error_text
 from airflow_aurora_wake.core.wait import WaitRequest, wait_until_ready
 from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook
+from airflow_aurora_wake.utils.mixins import AuroraHookMixin, ReadyWaitMixin
 
 
-class AuroraServerlessReadyTrigger(BaseTrigger):
+class AuroraServerlessReadyTrigger(AuroraHookMixin, ReadyWaitMixin, BaseTrigger):
     """
     Wait until an Aurora cluster is awake and its database answers ``SELECT 1``; yield one event.
 
@@ -26,15 +26,14 @@ class AuroraServerlessReadyTrigger(BaseTrigger):
         {"status": "error", "error_type": "<core error class>", "message": "..."}
 
     Its kwargs are identifiers and numbers only: the database password is looked up from the
-    Airflow connection in the triggerer, and never stored with the trigger.
+    Airflow connection in the triggerer, and never stored with the trigger. The sensor builds it
+    with :meth:`for_request`. ``aws_conn_id``, ``region_name`` (``None``: the AWS connection's),
+    ``verify`` and ``botocore_config`` are described in
+    :class:`~airflow_aurora_wake.utils.mixins.AuroraHookMixin`.
 
-    :param db_cluster_identifier: The DB cluster identifier (or ARN).
+    :param db_cluster_identifier: The DB cluster identifier.
     :param deadline: Absolute deadline, epoch seconds (``time.time() + timeout``), so a trigger
         re-created on another triggerer keeps it.
-    :param aws_conn_id: The Airflow connection used for AWS credentials.
-    :param region_name: AWS region of the cluster (``None``: from the AWS connection or boto3).
-    :param verify: Whether to verify SSL certificates of the AWS API, or a CA bundle path.
-    :param botocore_config: Configuration dictionary for the botocore clients.
     :param conn_id: Airflow connection (``postgres``/``mysql``) of the database, for
         ``probe="connection"``.
     :param probe: ``"connection"`` (a real database connection) or ``"data-api"``.
@@ -78,6 +77,33 @@ class AuroraServerlessReadyTrigger(BaseTrigger):
         self.describe_interval = float(describe_interval)
         self.stopped_grace = float(stopped_grace)
 
+    @classmethod
+    def for_request(
+        cls, request: WaitRequest, hook: AuroraServerlessHook, *, deadline: float
+    ) -> AuroraServerlessReadyTrigger:
+        """Build the trigger that waits for a validated request with a hook's connections.
+
+        :param request: What to wait for.
+        :param hook: The AWS parameters, the region given (not looked up) and the database
+            connection; the triggerer looks up the rest itself.
+        :param deadline: Absolute deadline, epoch seconds.
+        """
+        return cls(
+            db_cluster_identifier=request.db_cluster_identifier,
+            deadline=deadline,
+            aws_conn_id=hook.aws_conn_id,
+            region_name=hook.region_name,
+            verify=hook.verify,
+            botocore_config=hook.botocore_config,
+            conn_id=hook.conn_id,
+            probe=request.probe,
+            connect_timeout=request.connect_timeout,
+            data_api_secret_arn=request.data_api_secret_arn,
+            database=request.database,
+            describe_interval=request.describe_interval,
+            stopped_grace=request.stopped_grace,
+        )
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Serialize the trigger: identifiers, plain strings and numbers only (never a secret)."""
         return (
@@ -115,30 +141,14 @@ class AuroraServerlessReadyTrigger(BaseTrigger):
 
     def hook(self) -> AuroraServerlessHook:
         """Return the hook that supplies the core's AWS clients and database target."""
-        return AuroraServerlessHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            verify=self.verify,
-            botocore_config=self.botocore_config,
-            conn_id=self.conn_id,
-            database=self.database,
-        )
+        return self.aurora_hook(region_name=self.region_name, conn_id=self.conn_id, database=self.database)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Wait until ready or the deadline, then yield exactly one event and return."""
         try:
             hook = self.hook()
             region = self.region_name or await hook.aget_region_name()
-            request = WaitRequest(
-                db_cluster_identifier=self.db_cluster_identifier,
-                region_name=region,
-                probe=self.probe,  # type: ignore[arg-type]  # validated by the sensor
-                connect_timeout=self.connect_timeout,
-                describe_interval=self.describe_interval,
-                stopped_grace=self.stopped_grace,
-                data_api_secret_arn=self.data_api_secret_arn,
-                database=self.database,
-            )
+            request = self.wait_request(region)
             self.log.info(
                 "Waiting for DB cluster %r (region %s) to accept a %s probe, until epoch %.1f.",
                 self.db_cluster_identifier,
@@ -149,9 +159,6 @@ class AuroraServerlessReadyTrigger(BaseTrigger):
             report = await wait_until_ready(
                 request, hook, deadline=self.deadline, share_key=self.share_key, log=self.log.info
             )
-        except asyncio.CancelledError:
-            self.log.info("Wait for DB cluster %r cancelled.", self.db_cluster_identifier)
-            raise
         except ReadyTimeoutError as exc:
             self.log.info("DB cluster %r not ready by the deadline: %s", self.db_cluster_identifier, exc)
             event: dict[str, Any] = {"status": "timeout", "message": str(exc)}

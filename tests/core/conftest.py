@@ -11,8 +11,8 @@ from core_fakes import ScriptedProbe
 @pytest.fixture
 def scripted_probe(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedProbe]:
     """A scripted probe installed in place of the real one in the wait loop."""
-    from airflow_aurora_wake.core import wait as wait_module
+    from airflow_aurora_wake.core import probes as probes_module
 
     probe = ScriptedProbe()
-    monkeypatch.setattr(wait_module, "probe_database", probe)
+    monkeypatch.setattr(probes_module, "probe_database", probe)
     yield probe

@@ -22,6 +22,7 @@ from botocore.parsers import create_parser
 
 from airflow_aurora_wake.core.cluster import ClusterSnapshot
 from airflow_aurora_wake.core.probes import DatabaseTarget
+from airflow_aurora_wake.core.targets import LoginSettings, build_target
 
 T = TypeVar("T")
 
@@ -315,7 +316,8 @@ class FakeResources:
 
     async def database_target(self, snapshot: ClusterSnapshot) -> DatabaseTarget:
         self.targets += 1
-        return DatabaseTarget(
+        # Through the one target builder, as the hook and the plain-Python API do.
+        login = LoginSettings(
             engine=self.engine,  # type: ignore[arg-type]
             host=snapshot.endpoint or "localhost",
             port=snapshot.port or 5432,
@@ -323,6 +325,7 @@ class FakeResources:
             database="app",
             password=self.password,
         )
+        return build_target(login, snapshot, sign_token=None)
 
 
 class ScriptedDataApi:

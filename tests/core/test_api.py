@@ -57,14 +57,15 @@ def test_settings_from_an_arn_and_a_dsn() -> None:
         "arn:aws:rds:eu-west-1:123456789012:cluster:sales", dsn="postgresql://app:pw@db.internal:6543/sales"
     )
     assert settings.request.db_cluster_identifier == "sales" and settings.request.region_name == "eu-west-1"
-    assert (settings.engine, settings.host, settings.port, settings.user, settings.database) == (
+    login = settings.login
+    assert (login.engine, login.host, login.port, login.user, login.database) == (
         "postgresql",
         "db.internal",
         6543,
         "app",
         "sales",
     )
-    assert settings.password == "pw" and "pw" not in repr(settings).replace("password", "")
+    assert login.password == "pw" and "pw" not in repr(settings).replace("password", "")
 
 
 def test_sync_wrapper_refuses_to_run_inside_a_loop() -> None:
@@ -122,3 +123,8 @@ def test_the_core_never_imports_airflow() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_unknown_keyword_is_a_type_error_before_any_io() -> None:
+    with pytest.raises(TypeError, match="connect_timout"):
+        build_wait_settings("sales", region_name="us-east-1", user="app", connect_timout=5)  # type: ignore[call-arg]

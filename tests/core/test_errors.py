@@ -26,6 +26,7 @@ from airflow_aurora_wake.core.errors import (
     ReadyTimeoutError,
     WaitDiagnosis,
     classify_error,
+    raise_if_fatal,
     redact,
     safe_error_text,
 )
@@ -335,6 +336,60 @@ def test_programming_errors_are_not_swallowed() -> None:
 def test_cancellation_is_never_retried() -> None:
     verdict = classify_error(asyncio.CancelledError(), where="postgresql")
     assert not verdict.retry and verdict.error is None
+
+
+# --- raise_if_fatal: the verdict as the exception to raise ---------------------------------------
+
+
+def test_raise_if_fatal_raises_the_core_error_without_chaining_the_original() -> None:
+    original = aws_error("DBClusterNotFoundFault", "DBCluster salse not found.", status=404)
+    with pytest.raises(ClusterNotFoundError) as caught:
+        try:
+            raise original
+        except Exception as exc:
+            raise_if_fatal(exc, where="rds:DescribeDBClusters", cluster="salse", region="eu-west-1")
+    assert "'salse'" in str(caught.value) and "eu-west-1" in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_raise_if_fatal_raises_a_core_error_it_is_given_as_it_is() -> None:
+    original = DatabaseConfigurationError("the host is missing")
+    with pytest.raises(DatabaseConfigurationError) as caught:
+        raise_if_fatal(original, where="postgresql")
+    assert caught.value is original
+
+
+@pytest.mark.parametrize("original", [KeyError("oops"), asyncio.CancelledError()])
+def test_raise_if_fatal_reraises_what_the_core_does_not_know(original: BaseException) -> None:
+    context = ValueError("handled before")
+    try:
+        try:
+            raise context
+        except ValueError:
+            raise original from None
+    except BaseException as exc:
+        with pytest.raises(type(original)) as caught:
+            raise_if_fatal(exc, where="postgresql")
+    assert caught.value is original
+    assert caught.value.__context__ is context  # the original's own story is left as it was
+
+
+def test_raise_if_fatal_returns_a_retryable_verdict() -> None:
+    verdict = raise_if_fatal(ConnectionRefusedError(), where="postgresql")
+    assert verdict.retry and not verdict.throttled and verdict.reason == "connection refused"
+    throttled = raise_if_fatal(aws_error("Throttling", "Rate exceeded"), where="rds:DescribeDBClusters")
+    assert throttled.retry and throttled.throttled and throttled.error is None
+
+
+def test_errors_package_exports_every_public_name_of_its_modules() -> None:
+    from airflow_aurora_wake.core import errors
+    from airflow_aurora_wake.core.errors import classify, exceptions, redaction
+
+    modules = (exceptions, classify, redaction)
+    assert sorted(errors.__all__) == sorted(name for module in modules for name in module.__all__)
+    for module in modules:
+        for name in module.__all__:
+            assert getattr(errors, name) is getattr(module, name), name
 
 
 # --- secrets never in messages ------------------------------------------------------------------

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from airflow_aurora_wake.core.dsn import parse_dsn
 from airflow_aurora_wake.core.errors import InvalidParameterError
 from airflow_aurora_wake.core.validation import (
-    parse_dsn,
     validate_bool,
     validate_capacity,
     validate_cluster_identifier,

@@ -323,7 +323,7 @@ def test_28000_twice_is_fatal(scripted_probe: ScriptedProbe) -> None:
 def test_engine_mismatch_fails_before_probing(scripted_probe: ScriptedProbe) -> None:
     rds = ScriptedRds([v2_description(engine="aurora-postgresql")])
     with pytest.raises(
-        DatabaseConfigurationError, match="is mysql but DB cluster 'sales' runs aurora-postgresql"
+        DatabaseConfigurationError, match="is for mysql but DB cluster 'sales' runs 'aurora-postgresql'"
     ):
         run_virtual(lambda loop: wait(loop, FakeResources(rds, engine="mysql")))
     assert scripted_probe.attempts == []

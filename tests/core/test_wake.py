@@ -1,4 +1,4 @@
-"""plan_wake for every row of the decision table, and execute_wake against a scripted client."""
+"""plan_wake for every row of the decision table, and wake_cluster against a scripted client."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from airflow_aurora_wake.core.errors import (
 )
 from airflow_aurora_wake.core.probes import DatabaseTarget
 from airflow_aurora_wake.core.rds import RdsCalls
-from airflow_aurora_wake.core.wake import WakeAction, WakeOptions, execute_wake, plan_wake, wake_cluster
+from airflow_aurora_wake.core.wake import WakeAction, WakeOptions, plan_wake, wake_cluster
 
 SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sales-login-AbCdEf"
 PG_TARGET = DatabaseTarget(engine="postgresql", host="127.0.0.1", port=1, user="app", password="pw")
@@ -42,7 +42,9 @@ def test_v1_paused_modifies_capacity_to_the_minimum_valid() -> None:
     )
     assert plan.action is WakeAction.MODIFY_CAPACITY
     assert plan.capacity == 1
-    assert plan.seconds_before_timeout == 300 and plan.timeout_action == "RollbackCapacityChange"
+    assert (
+        plan.options.seconds_before_timeout == 300 and plan.options.timeout_action == "RollbackCapacityChange"
+    )
 
 
 def test_v1_postgresql_minimum_respects_the_engine_values() -> None:
@@ -59,7 +61,7 @@ def test_v1_postgresql_minimum_respects_the_engine_values() -> None:
 def test_v1_given_capacity_and_options_pass_through() -> None:
     options = WakeOptions(capacity=4, seconds_before_timeout=60, timeout_action="ForceApplyCapacityChange")
     plan = plan_wake(classify_cluster(v1_description(capacity=0)), options)
-    assert (plan.capacity, plan.seconds_before_timeout, plan.timeout_action) == (
+    assert (plan.capacity, plan.options.seconds_before_timeout, plan.options.timeout_action) == (
         4,
         60,
         "ForceApplyCapacityChange",
@@ -87,19 +89,19 @@ def test_v2_auto_pause_without_nudge_leaves_it_to_the_probe() -> None:
 
 def test_v2_auto_pause_with_target_nudges_by_connection() -> None:
     plan = plan_wake(classify_cluster(v2_description(min_capacity=0)), WakeOptions(nudge_target=PG_TARGET))
-    assert plan.action is WakeAction.NUDGE_CONNECTION and plan.nudge_target is PG_TARGET
+    assert plan.action is WakeAction.NUDGE_CONNECTION and plan.options.nudge_target is PG_TARGET
 
 
 def test_v2_auto_pause_with_secret_nudges_by_data_api() -> None:
     options = WakeOptions(nudge_target=PG_TARGET, data_api_secret_arn=SECRET, database="app")
     plan = plan_wake(classify_cluster(v2_description(min_capacity=0)), options)
-    assert plan.action is WakeAction.NUDGE_DATA_API and plan.data_api_secret_arn == SECRET
+    assert plan.action is WakeAction.NUDGE_DATA_API and plan.options.data_api_secret_arn == SECRET
 
 
 def test_nudge_target_engine_must_match_the_cluster() -> None:
     mysql_target = DatabaseTarget(engine="mysql", host="h", port=3306, user="u")
     with pytest.raises(
-        DatabaseConfigurationError, match="is mysql but DB cluster 'sales' runs aurora-postgresql"
+        DatabaseConfigurationError, match="is for mysql but DB cluster 'sales' runs 'aurora-postgresql'"
     ):
         plan_wake(classify_cluster(v2_description(min_capacity=0)), WakeOptions(nudge_target=mysql_target))
 
@@ -148,7 +150,7 @@ def test_wake_options_validate() -> None:
         WakeOptions(start_if_stopped="no")  # type: ignore[arg-type]
 
 
-# --- execute_wake -----------------------------------------------------------------------------
+# --- wake_cluster -------------------------------------------------------------------------------
 
 
 async def test_modify_capacity_is_sent_with_the_plan() -> None:
@@ -281,11 +283,11 @@ async def test_connection_nudge_holds_then_gives_up() -> None:
     port = server.sockets[0].getsockname()[1]
     target = DatabaseTarget(engine="postgresql", host="127.0.0.1", port=port, user="app", password="pw")
     try:
-        plan = plan_wake(
-            classify_cluster(v2_description(min_capacity=0)),
+        result = await wake_cluster(
+            "sales",
             WakeOptions(nudge_target=target, nudge_hold_seconds=0.5),
+            rds_client=ScriptedRds([v2_description(min_capacity=0)]),
         )
-        result = await execute_wake(plan, rds_client=ScriptedRds([v2_description()]))
         assert result.action is WakeAction.NUDGE_CONNECTION
         assert "held open 0.5 s and given up" in result.detail
         assert held.is_set()
@@ -295,7 +297,7 @@ async def test_connection_nudge_holds_then_gives_up() -> None:
         await server.wait_closed()
 
 
-async def test_execute_wake_does_nothing_for_an_awake_cluster() -> None:
+async def test_wake_cluster_does_nothing_for_an_awake_cluster() -> None:
     rds = ScriptedRds([provisioned_description()])
     result = await wake_cluster("orders", WakeOptions(), rds_client=rds)
     assert result.action is WakeAction.NONE and not rds.modify_calls and not rds.start_calls

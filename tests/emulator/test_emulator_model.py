@@ -6,7 +6,7 @@ import pytest
 from emulator_helpers import FAST
 
 from airflow_aurora_wake.emulator import ClusterSpec, Faults, Timings
-from airflow_aurora_wake.emulator.model import ClusterModel, ClusterStateError, Phase
+from airflow_aurora_wake.emulator.model import ClusterModel, EmulatedStateError, Phase
 
 pytestmark = pytest.mark.emulator
 
@@ -62,7 +62,7 @@ def test_v1_capacity_comes_before_connections() -> None:
 def test_v1_modify_capacity_while_resuming_is_a_state_error() -> None:
     model = make(ClusterSpec("v1", kind="serverless-v1"))
     model.modify_capacity(4, T0)
-    with pytest.raises(ClusterStateError, match="already scaling"):
+    with pytest.raises(EmulatedStateError, match="already scaling"):
         model.modify_capacity(8, T0 + 0.1)
 
 
@@ -95,11 +95,11 @@ def test_deep_sleep_resume_takes_the_deep_time() -> None:
 
 def test_start_and_stop_follow_aws_state_rules() -> None:
     model = make(ClusterSpec("a", state="available"))
-    with pytest.raises(ClusterStateError, match="expected it to be one of stopped"):
+    with pytest.raises(EmulatedStateError, match="expected it to be one of stopped"):
         model.start(T0)
     model.stop(T0 + 1)
     assert model.status() == "stopping"
-    with pytest.raises(ClusterStateError, match="expected it to be one of available"):
+    with pytest.raises(EmulatedStateError, match="expected it to be one of available"):
         model.stop(T0 + 1.1)
     assert model.advance(T0 + 1 + FAST.stop_seconds) is Phase.STOPPED
     model.start(T0 + 10)

@@ -63,8 +63,7 @@ def secret_guard(
     """Watch the known password and every IAM token; fail the test if one shows anywhere."""
     import airflow._shared.logging.structlog as airflow_structlog
 
-    from airflow_aurora_wake.core.api import SessionWaitResources
-    from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook
+    from airflow_aurora_wake.core import targets
 
     guard = SecretGuard()
     guard.watch(request.getfixturevalue("password_login").password)
@@ -76,12 +75,13 @@ def secret_guard(
     previous_root_level = levels[""]
     levels[""] = logging.DEBUG
 
-    # Every IAM token handed to a probe is recorded and watched.
-    def spy_on(owner: type, name: str) -> None:
+    # Every IAM token handed to a probe is recorded and watched: every path makes its tokens
+    # through core.targets.iam_token_provider.
+    def spy_on(owner: Any, name: str) -> None:
         original = getattr(owner, name)
 
-        def provider(self: Any, *args: Any, **kwargs: Any) -> Callable[[], Awaitable[str]]:
-            provide = original(self, *args, **kwargs)
+        def provider(*args: Any, **kwargs: Any) -> Callable[[], Awaitable[str]]:
+            provide = original(*args, **kwargs)
 
             async def provide_and_watch() -> str:
                 token: str = await provide()
@@ -92,8 +92,7 @@ def secret_guard(
 
         monkeypatch.setattr(owner, name, provider)
 
-    spy_on(AuroraServerlessHook, "_iam_token_provider")
-    spy_on(SessionWaitResources, "_iam_token_provider")
+    spy_on(targets, "iam_token_provider")
     try:
         yield guard
     finally:

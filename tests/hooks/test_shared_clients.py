@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_aurora_wake.hooks.aurora_serverless import SharedClients
+from airflow_aurora_wake.hooks.shared_clients import SharedClients
 
 
 class FakeCreator:

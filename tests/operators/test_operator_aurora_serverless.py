@@ -238,6 +238,9 @@ def test_identifier_templated_to_none_fails_in_execute_with_a_clear_message() ->
         ({"start_if_stopped": "yes"}, "start_if_stopped"),
         ({"db_cluster_identifier": "bad_name!"}, "db_cluster_identifier"),
         ({"region_name": "Mars"}, "region_name"),
+        ({"data_api_secret_arn": "sales-login"}, "data_api_secret_arn"),
+        ({"database": " sales"}, "database"),
+        ({"conn_id": ""}, "conn_id"),
     ],
 )
 def test_invalid_parameters_fail_at_construction(kwargs: dict[str, Any], parameter: str) -> None:
@@ -246,6 +249,23 @@ def test_invalid_parameters_fail_at_construction(kwargs: dict[str, Any], paramet
         AuroraServerlessWakeOperator(task_id="wake", **kwargs)
     assert excinfo.value.parameter == parameter
     assert parameter in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"timeout_action": "Drop"}, "timeout_action"),
+        ({"seconds_before_timeout": 5}, "seconds_before_timeout"),
+        ({"start_if_stopped": "yes"}, "start_if_stopped"),
+    ],
+)
+def test_untemplated_parameters_fail_at_construction_beside_templates(
+    kwargs: dict[str, Any], parameter: str
+) -> None:
+    templated = {"db_cluster_identifier": "{{ var.value.cluster }}", "capacity": "{{ params.acu }}"}
+    with pytest.raises(InvalidParameterError) as excinfo:
+        AuroraServerlessWakeOperator(task_id="wake", **{**templated, **kwargs})
+    assert excinfo.value.parameter == parameter
 
 
 def test_templates_are_not_validated_before_rendering() -> None:

@@ -408,6 +408,9 @@ def test_template_fields_include_the_aws_parameters() -> None:
             },
             "region_name",
         ),
+        ({"database": " "}, "database"),
+        ({"conn_id": " db"}, "conn_id"),
+        ({"stopped_grace": -1}, "stopped_grace"),
     ],
 )
 def test_invalid_parameters_fail_at_construction(kwargs: dict[str, Any], parameter: str) -> None:
@@ -416,6 +419,40 @@ def test_invalid_parameters_fail_at_construction(kwargs: dict[str, Any], paramet
         AuroraServerlessReadySensor(task_id="ready", **kwargs)
     assert excinfo.value.parameter == parameter
     assert f"{parameter}=" in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"connect_timeout": 0}, "connect_timeout"),
+        ({"probe": "ping"}, "probe"),
+        ({"stopped_grace": -1}, "stopped_grace"),
+        ({"probe": "data-api", "data_api_secret_arn": None, "conn_id": None}, "data_api_secret_arn"),
+    ],
+)
+def test_untemplated_parameters_fail_at_construction_beside_templates(
+    kwargs: dict[str, Any], parameter: str
+) -> None:
+    templated = {
+        "db_cluster_identifier": "{{ var.value.cluster }}",
+        "region_name": "{{ var.value.region }}",
+        "conn_id": "{{ var.value.db }}",
+        "database": "{{ params.database }}",
+    }
+    with pytest.raises(InvalidParameterError) as excinfo:
+        AuroraServerlessReadySensor(task_id="ready", **{**templated, **kwargs})
+    assert excinfo.value.parameter == parameter
+
+
+def test_templated_values_are_checked_after_rendering_only() -> None:
+    sensor = AuroraServerlessReadySensor(
+        task_id="ready",
+        db_cluster_identifier="{{ var.value.cluster }}",
+        conn_id="{{ var.value.db }}",
+        probe="data-api",
+        data_api_secret_arn="{{ var.value.secret }}",
+    )
+    assert sensor.data_api_secret_arn == "{{ var.value.secret }}"
 
 
 @pytest.mark.parametrize(

@@ -25,8 +25,8 @@ import pytest
 from airflow_support import EmulatedCluster, context, set_database_connection
 
 from airflow_aurora_wake.compat import TaskDeferred
+from airflow_aurora_wake.core import targets
 from airflow_aurora_wake.core.errors import AuroraWakeError, DatabaseAuthenticationError
-from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook
 from airflow_aurora_wake.operators.aurora_serverless import AuroraServerlessWakeOperator
 from airflow_aurora_wake.sensors.aurora_serverless import AuroraServerlessReadySensor
 from airflow_aurora_wake.triggers.aurora_serverless import AuroraServerlessReadyTrigger
@@ -153,10 +153,10 @@ async def test_iam_token_never_leaves_the_adapters(
         iam_auth=True,
     )
     tokens: list[str] = []
-    original = AuroraServerlessHook._iam_token_provider
+    original = targets.iam_token_provider
 
-    def spy(self: AuroraServerlessHook, **kwargs: Any) -> Callable[[], Awaitable[str]]:
-        provide = original(self, **kwargs)
+    def spy(*args: Any) -> Callable[[], Awaitable[str]]:
+        provide = original(*args)
 
         async def provide_and_record() -> str:
             token = await provide()
@@ -165,7 +165,7 @@ async def test_iam_token_never_leaves_the_adapters(
 
         return provide_and_record
 
-    monkeypatch.setattr(AuroraServerlessHook, "_iam_token_provider", spy)
+    monkeypatch.setattr(targets, "iam_token_provider", spy)
     evidence = Evidence()
 
     wake = AuroraServerlessWakeOperator(

@@ -16,7 +16,8 @@ import psutil
 import pytest
 from airflow_support import AIRFLOW_2, EmulatedCluster, roundtrip_trigger, until
 
-from airflow_aurora_wake.core.wait import SHARED_WAITS
+from airflow_aurora_wake.core.wait import SHARED_WAITS, WaitRequest
+from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook
 from airflow_aurora_wake.triggers.aurora_serverless import AuroraServerlessReadyTrigger
 
 ENGINE_PARAMS = pytest.mark.parametrize("engine", ["postgresql", "mysql"])
@@ -86,6 +87,31 @@ def test_serialize_holds_identifiers_and_numbers_only() -> None:
     # Plain JSON types only (no enums, no objects), and a round trip through Airflow's storage.
     assert json.loads(json.dumps(kwargs)) == kwargs
     assert roundtrip_trigger(instance).serialize() == (classpath, kwargs)
+
+
+def test_for_request_and_wait_request_map_the_same_settings_both_ways() -> None:
+    request = WaitRequest(
+        db_cluster_identifier="arn:aws:rds:eu-west-1:123456789012:cluster:sales",
+        region_name=None,
+        probe="data-api",
+        connect_timeout=12.5,
+        describe_interval=3.0,
+        stopped_grace=0.0,
+        data_api_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:db",
+        database="sales",
+    )
+    hook = AuroraServerlessHook(
+        aws_conn_id="aws_x", region_name=None, verify=False, botocore_config={"retries": {}}, conn_id=None
+    )
+    instance = AuroraServerlessReadyTrigger.for_request(request, hook, deadline=1_900_000_000.0)
+    _, kwargs = instance.serialize()
+    assert (kwargs["aws_conn_id"], kwargs["region_name"], kwargs["verify"], kwargs["botocore_config"]) == (
+        "aws_x",
+        None,  # the triggerer looks the region up itself, as the sensor did
+        False,
+        {"retries": {}},
+    )
+    assert instance.wait_request(request.region_name) == request
 
 
 @ENGINE_PARAMS

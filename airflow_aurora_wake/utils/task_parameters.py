@@ -1,9 +1,11 @@
-"""Parameter checks shared by the operator and the sensor (private).
+"""The Airflow-side checks of operator and sensor parameters, which the core's types cannot make.
 
-They complete the core's validators (:mod:`airflow_aurora_wake.core.validation`) with the
-Airflow-side parameters the core does not know (``aws_conn_id``, ``verify``,
-``botocore_config``, ``conn_id``). Every error is the core's :class:`InvalidParameterError`,
-which is not an ``AirflowException``, so ``soft_fail`` never turns it into a skip.
+The core's request and options types (:class:`~airflow_aurora_wake.core.wait.WaitRequest`,
+:class:`~airflow_aurora_wake.core.wake.WakeOptions`) validate every setting of a wait or a wake.
+What is left here belongs to Airflow: templates not rendered yet, the text ``"None"`` a template
+leaves behind, connection ids, and the Amazon provider's ``aws_conn_id``, ``verify`` and
+``botocore_config``. Every error is the core's :class:`InvalidParameterError`, which is not an
+``AirflowException``, so ``soft_fail`` never turns it into a skip.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import os
 from typing import Any
 
 from airflow_aurora_wake.core.errors import InvalidParameterError
-from airflow_aurora_wake.core.validation import validate_cluster_identifier, validate_region
 
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
@@ -29,6 +30,37 @@ def is_unrendered(value: object) -> bool:
     return value is not None and not isinstance(value, bool | int | float | dict | list | tuple)
 
 
+#: What a template that still has to be rendered stands for while the other parameters are
+#: checked at parse time: valid values that say nothing about the rendered one.
+_TEMPLATE_STAND_INS: dict[str, object] = {
+    "db_cluster_identifier": "templated-cluster",
+    "region_name": None,
+    "conn_id": "templated-connection",
+    "data_api_secret_arn": "arn:aws:secretsmanager:us-east-1:000000000000:secret:templated",
+    "database": None,
+    "capacity": None,
+}
+
+
+def task_values(task: object, names: tuple[str, ...], *, at_parse_time: bool = False) -> dict[str, Any]:
+    """The task's values of ``names``; at parse time, a valid stand-in for each unrendered template.
+
+    With the stand-ins a DAG fails to parse on every parameter it can already get wrong,
+    whichever others are templated; ``execute`` checks the rendered values again.
+
+    :param task: The operator or sensor.
+    :param names: Attribute names (templated fields among them).
+    :param at_parse_time: Replace values that templating may still change.
+    """
+    values = {name: getattr(task, name) for name in names}
+    if not at_parse_time:
+        return values
+    return {
+        name: _TEMPLATE_STAND_INS[name] if name in _TEMPLATE_STAND_INS and is_unrendered(value) else value
+        for name, value in values.items()
+    }
+
+
 def reject_none_text(values: dict[str, object]) -> None:
     """Reject the text ``"None"``: what a template that rendered ``None`` leaves behind.
 
@@ -36,7 +68,7 @@ def reject_none_text(values: dict[str, object]) -> None:
     ``"{{ ti.xcom_pull(...) }}"`` with no XCom becomes ``"None"``: a cluster identifier that
     looks valid, a connection id that does not exist, a CA bundle path. Catch it by name.
 
-    :param values: rendered template fields by parameter name.
+    :param values: Rendered template fields by parameter name.
     """
     for parameter, value in values.items():
         if isinstance(value, str) and value.strip() == "None":
@@ -69,13 +101,10 @@ def validate_conn_id(value: object, parameter: str, *, required: bool, fix: str)
     return value
 
 
-def validate_aws_params(
-    aws_conn_id: object, region_name: object, verify: object, botocore_config: object
-) -> None:
-    """Validate the four AWS hook parameters of the Amazon provider's operators.
+def validate_aws_params(aws_conn_id: object, verify: object, botocore_config: object) -> None:
+    """Validate the Amazon provider's AWS parameters (``region_name`` is the core's to check).
 
     :param aws_conn_id: ``None`` or the id of an AWS connection.
-    :param region_name: ``None`` or an AWS region such as ``us-east-1``.
     :param verify: ``None``, a bool, or the path of a CA bundle.
     :param botocore_config: ``None`` or a dict of botocore ``Config`` arguments.
     """
@@ -85,7 +114,6 @@ def validate_aws_params(
         required=False,
         fix="give the id of an AWS connection, or None for the default boto3 credentials",
     )
-    validate_region(region_name)
     if verify is not None and not isinstance(verify, bool) and not (isinstance(verify, str) and verify):
         raise InvalidParameterError("verify", verify, "must be None, True, False or the path of a CA bundle")
     if isinstance(verify, str):
@@ -105,27 +133,6 @@ def validate_aws_params(
         raise InvalidParameterError(
             "botocore_config", botocore_config, "must be None or a dict of botocore Config arguments"
         )
-
-
-def resolve_cluster(identifier: object, region_name: object) -> tuple[str, str | None]:
-    """Validate the cluster identifier (or ARN) against the region; return both to use.
-
-    A cluster ARN carries its region: it is used when ``region_name`` is unset, and must agree
-    with it otherwise.
-
-    :param identifier: The DB cluster identifier or ARN.
-    :param region_name: The ``region_name`` parameter.
-    """
-    reference = validate_cluster_identifier(identifier)
-    region = validate_region(region_name)
-    if reference.region_from_arn and region and region != reference.region_from_arn:
-        raise InvalidParameterError(
-            "region_name",
-            region,
-            f"the cluster ARN is in {reference.region_from_arn}: pass region_name="
-            f"{reference.region_from_arn!r} or None",
-        )
-    return reference.identifier, region or reference.region_from_arn
 
 
 def coerce_int(value: Any) -> Any:

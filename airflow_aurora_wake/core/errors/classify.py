@@ -1,324 +1,35 @@
-"""Exceptions of the core and :func:`classify_error`, which decides retry or fail.
+"""Decide retry or fail for any exception a wait meets: :func:`classify_error`.
 
-Every message says what to fix and never contains a password, token or DSN with a password.
-:class:`AuroraWakeError` is deliberately not an ``AirflowException`` so that a sensor's
-``soft_fail`` never turns a misconfiguration into a skip.
+RDS and Data API errors (botocore), database driver errors (asyncpg, PyMySQL/aiomysql) and
+network errors each have their table below; :func:`raise_if_fatal` turns a verdict into the
+exception to raise.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import ssl
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = [
-    "AuroraWakeError",
-    "AwsApiError",
-    "AwsCredentialsError",
-    "AwsPermissionError",
-    "ClusterDeletedError",
-    "ClusterDescriptionError",
-    "ClusterNotFoundError",
-    "ClusterStateError",
-    "DataApiNotEnabledError",
-    "DatabaseAuthenticationError",
-    "DatabaseConfigurationError",
-    "DatabaseProbeError",
-    "ErrorVerdict",
-    "InvalidParameterError",
-    "ReadyTimeoutError",
-    "TransientError",
-    "WaitDiagnosis",
-    "aws_error_code",
-    "classify_error",
-    "redact",
-    "safe_error_text",
-]
-
-
-class AuroraWakeError(Exception):
-    """Base of every error the core raises on purpose; the message says what to fix."""
-
-
-class InvalidParameterError(AuroraWakeError, ValueError):
-    """A parameter has a value the core cannot use.
-
-    :param parameter: the parameter's name as the caller spelled it.
-    :param value: the rejected value (shown with ``repr``; pass a redacted value for secrets).
-    :param fix: what a valid value looks like.
-    """
-
-    def __init__(self, parameter: str, value: object, fix: str) -> None:
-        self.parameter = parameter
-        self.value = value
-        self.fix = fix
-        shown = repr(value)
-        if len(shown) > 200:
-            shown = shown[:200] + "..."
-        super().__init__(f"invalid {parameter}={shown}: {fix}")
-
-
-class ClusterDescriptionError(AuroraWakeError):
-    """``DescribeDBClusters`` returned a shape the core cannot read."""
-
-
-class ClusterNotFoundError(AuroraWakeError):
-    """The cluster does not exist in the region asked.
-
-    :param identifier: the cluster identifier that was asked for.
-    :param region: the region that was asked (``None`` when the default region was used).
-    """
-
-    def __init__(self, identifier: str, region: str | None) -> None:
-        self.identifier = identifier
-        self.region = region
-        where = region or "the default region of the AWS credentials"
-        super().__init__(
-            f"DB cluster {identifier!r} was not found in {where}: check the cluster identifier "
-            "and the region (region_name) of the AWS connection"
-        )
-
-
-class AwsCredentialsError(AuroraWakeError):
-    """AWS rejected or could not find the credentials."""
-
-
-class AwsPermissionError(AuroraWakeError):
-    """The IAM policy of the caller lacks an action.
-
-    :param action: the IAM action that was denied, for example ``rds:DescribeDBClusters``.
-    :param detail: AWS's own message, if any (never contains secrets).
-    """
-
-    def __init__(self, action: str, detail: str | None = None) -> None:
-        self.action = action
-        message = f"AWS denied {action}: grant {action} to the role or user of the AWS connection"
-        if detail:
-            message += f" (AWS said: {detail})"
-        super().__init__(message)
-
-
-class AwsApiError(AuroraWakeError):
-    """An AWS error the core does not expect and cannot wait out."""
-
-
-class TransientError(AuroraWakeError):
-    """A failure that may pass with time, raised when the time or attempts to outlast it ran out.
-
-    :param message: what happened and what to do.
-    :param verdict: the classification of the last underlying error.
-    """
-
-    def __init__(self, message: str, verdict: ErrorVerdict) -> None:
-        self.verdict = verdict
-        super().__init__(message)
-
-
-class ClusterStateError(AuroraWakeError):
-    """The cluster is in a state from which waiting cannot succeed.
-
-    :param identifier: the cluster identifier.
-    :param status: the cluster's status as RDS reported it.
-    :param fix: what the user should do; a default is chosen from the status.
-    """
-
-    def __init__(self, identifier: str, status: str, fix: str | None = None) -> None:
-        self.identifier = identifier
-        self.status = status
-        if fix is None:
-            fix = _STATE_FIXES.get(status.strip().lower(), _DEFAULT_STATE_FIX)
-        super().__init__(f"DB cluster {identifier!r} is {status!r}: {fix}")
-
-
-_DEFAULT_STATE_FIX = (
-    "waiting cannot make it available; repair or recreate the cluster, "
-    "or wait until it is available before running this task again"
+from airflow_aurora_wake.core.errors.exceptions import (
+    AuroraWakeError,
+    AwsApiError,
+    AwsCredentialsError,
+    AwsPermissionError,
+    ClusterNotFoundError,
+    ClusterStateError,
+    DataApiNotEnabledError,
+    DatabaseAuthenticationError,
+    DatabaseConfigurationError,
+    DatabaseProbeError,
+    ErrorVerdict,
+    InvalidParameterError,
 )
-_STATE_FIXES = {
-    "stopping": (
-        "it is being stopped (StopDBCluster, the console or another tool), so waiting cannot make "
-        "it available; once it is stopped, start it again (the wake operator with "
-        "start_if_stopped=True, or StartDBCluster) and re-run the task, and find what stops it"
-    ),
-    "deleting": "it is being deleted: point the task at another cluster",
-}
+from airflow_aurora_wake.core.errors.redaction import redact, safe_error_text
 
-
-class DatabaseAuthenticationError(AuroraWakeError):
-    """The database server rejected the login: it answered, so it is awake."""
-
-
-class DatabaseConfigurationError(AuroraWakeError):
-    """The connection settings cannot work: unknown database, engine mismatch, TLS failure."""
-
-
-class DatabaseProbeError(AuroraWakeError):
-    """The database answered with an error the core does not know how to wait out."""
-
-
-class DataApiNotEnabledError(AuroraWakeError):
-    """The Data API (HTTP endpoint) is not enabled on the cluster."""
-
-
-class ClusterDeletedError(AuroraWakeError):
-    """The cluster was seen during the wait and then disappeared."""
-
-
-@dataclass(frozen=True)
-class WaitDiagnosis:
-    """What a wait saw, for the message of :class:`ReadyTimeoutError` and for logs.
-
-    :param identifier: the cluster identifier.
-    :param region: the region, if known.
-    :param elapsed: seconds this waiter waited.
-    :param last_status: the last status RDS reported (``None`` if no describe succeeded).
-    :param last_capacity: the last v1 capacity (``None`` for v2 and provisioned).
-    :param kind: the cluster kind value, if known.
-    :param engine: the cluster engine, if known.
-    :param last_probe_error: safe text of the last probe failure.
-    :param last_rds_error: safe text of the last failed RDS call.
-    :param attempts: probe attempts made by the wait loop.
-    :param rds_calls: RDS calls made by the wait loop, per action.
-    :param probe: ``connection`` or ``data-api``.
-    :param started_late: seconds by which the wait began after its deadline (nothing was tried).
-    """
-
-    identifier: str
-    region: str | None
-    elapsed: float
-    last_status: str | None = None
-    last_capacity: float | None = None
-    kind: str | None = None
-    engine: str | None = None
-    last_probe_error: str | None = None
-    last_rds_error: str | None = None
-    attempts: int = 0
-    rds_calls: Mapping[str, int] = field(default_factory=dict)
-    probe: str = "connection"
-    started_late: float | None = None
-
-    def describe(self) -> str:
-        """Return the diagnosis as one readable paragraph."""
-        where = f" in {self.region}" if self.region else ""
-        if self.started_late is not None:
-            return (
-                f"DB cluster {self.identifier!r}{where}: the wait began {self.started_late:.1f} s after "
-                "its deadline, so nothing was tried. A trigger re-created after its deadline (the "
-                "triggerer was down or overloaded) keeps the original deadline instead of starting "
-                "the clock again: re-run the task, and raise the sensor's timeout if this recurs."
-            )
-        parts = [f"DB cluster {self.identifier!r}{where} was not ready after {self.elapsed:.1f} s"]
-        if self.last_status is None:
-            parts.append("no DescribeDBClusters call succeeded")
-        else:
-            shape = f"{self.kind} {self.engine}" if self.kind else "unknown kind"
-            capacity = "" if self.last_capacity is None else f", capacity {self.last_capacity:g}"
-            parts.append(f"last status {self.last_status!r}{capacity} ({shape})")
-        if self.last_probe_error:
-            parts.append(f"last {self.probe} probe error: {self.last_probe_error}")
-        elif self.attempts == 0:
-            parts.append(f"no {self.probe} probe was attempted")
-        if self.last_rds_error:
-            parts.append(f"last RDS error: {self.last_rds_error}")
-        calls = ", ".join(f"{action} {count}" for action, count in sorted(self.rds_calls.items()))
-        total = sum(self.rds_calls.values())
-        parts.append(f"{self.attempts} probe attempts, {total} RDS calls" + (f" ({calls})" if calls else ""))
-        return "; ".join(parts) + f". {self.hint()}"
-
-    def hint(self) -> str:
-        """Return advice that fits what the wait saw."""
-        status = self.last_status
-        error = (self.last_probe_error or "").lower()
-        if status is None:
-            return "Check the AWS connection, region and network access to the RDS API."
-        if status in ("starting", "creating", "rebooting"):
-            return "The cluster was still starting; a start can take several minutes: raise the timeout."
-        if status == "stopped":
-            return "The cluster is stopped: run the wake operator (or StartDBCluster) first."
-        if "timed out" in error or "timeout" in error:
-            return (
-                "Connections timed out: the cluster may still be resuming (raise the timeout or "
-                "connect_timeout), or a security group / network ACL drops the traffic."
-            )
-        if "refused" in error:
-            return "Connections were refused: check the host and port of the connection."
-        if "name resolution" in error or "dns" in error:
-            return "The host name did not resolve: check the host of the connection."
-        return "Raise the timeout if the cluster is known to take longer to resume."
-
-
-class ReadyTimeoutError(AuroraWakeError):
-    """The deadline passed before the cluster was ready; adapters map it to a sensor timeout.
-
-    :param diagnosis: what the wait saw.
-    """
-
-    def __init__(self, diagnosis: WaitDiagnosis) -> None:
-        self.diagnosis = diagnosis
-        super().__init__(diagnosis.describe())
-
-
-@dataclass(frozen=True)
-class ErrorVerdict:
-    """What to do about an exception.
-
-    :param retry: True when waiting and trying again can still succeed.
-    :param reason: short text, safe to log (``connection refused``, ``57P03 starting up``).
-    :param throttled: back off on the throttle policy; never counts as a failure.
-    :param error: the error to raise when ``retry`` is False. ``None`` with ``retry`` False means
-        the exception is not one the core knows (a programming error): re-raise it unchanged.
-    """
-
-    retry: bool
-    reason: str
-    throttled: bool = False
-    error: AuroraWakeError | None = None
-
-
-# --- redaction ------------------------------------------------------------------------------
-
-_DSN_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
-_KEY_VALUE_SECRET = re.compile(
-    r"(?i)(?P<key>password|passwd|pwd|token|secret|X-Amz-Signature|X-Amz-Security-Token|X-Amz-Credential)"
-    r"(?P<sep>\s*[=:]\s*)(?P<value>[^\s&;,'\"]+)"
-)
-
-
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove passwords and tokens from ``text``.
-
-    :param text: any text that may embed a DSN, a presigned IAM token or a known secret.
-    :param secrets: exact secret strings to blank out wherever they appear.
-    :returns: the text with ``***`` in place of every secret found.
-    """
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
-    text = _DSN_PASSWORD.sub(lambda match: f"{match.group('prefix')}:***@", text)
-    return _KEY_VALUE_SECRET.sub(lambda match: f"{match.group('key')}{match.group('sep')}***", text)
-
-
-def safe_error_text(exc: BaseException, secrets: Iterable[str | None] = ()) -> str:
-    """Describe an exception in one line without secrets.
-
-    :param exc: the exception.
-    :param secrets: exact secret strings to blank out.
-    """
-    text = str(exc).strip().replace("\n", " ")
-    name = type(exc).__name__
-    if not text:
-        text = name
-    elif name not in text:
-        text = f"{name}: {text}"
-    if len(text) > 300:
-        text = text[:300] + "..."
-    return redact(text, secrets)
-
-
-# --- classification -------------------------------------------------------------------------
+__all__ = ["aws_error_code", "classify_error", "raise_if_fatal"]
 
 THROTTLING_CODES = frozenset(
     {
@@ -422,6 +133,28 @@ def classify_error(
     if driver_verdict is not None:
         return driver_verdict
     return _classify_network(exc, target=target, secrets=secrets)
+
+
+def raise_if_fatal(exc: BaseException, **context: Any) -> ErrorVerdict:
+    """Classify ``exc`` and raise it as the core's error unless waiting can still succeed.
+
+    Call it in the ``except`` block that caught ``exc``.
+
+    :param exc: the exception caught.
+    :param context: the keyword arguments of :func:`classify_error` (``where`` is required).
+
+    :returns: the verdict, whose ``retry`` is True (``throttled`` and ``reason`` say how to back off).
+    :raises AuroraWakeError: the verdict's error, without ``exc`` chained to it (its message
+        already says what to fix, and ``exc``'s text may hold a secret).
+    :raises BaseException: ``exc`` itself when the core does not know it (a programming error,
+        a cancellation).
+    """
+    verdict = classify_error(exc, **context)
+    if verdict.retry:
+        return verdict
+    if verdict.error is None:
+        raise exc
+    raise verdict.error from None
 
 
 def _aws_error_parts(exc: BaseException) -> tuple[str | None, int | None, str]:

@@ -1,0 +1,165 @@
+"""The one place where login settings and a described cluster become a :class:`DatabaseTarget`.
+
+The Airflow hook (from an Airflow connection) and the plain-Python API (from parameters) look
+their settings up in their own way and then both call :func:`build_target`, so the rules are
+the same on every path: which host and port, which errors, how IAM tokens are made, and the
+log filter that keeps a token out of botocore's DEBUG lines.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from airflow_aurora_wake.core.cluster import ClusterSnapshot
+from airflow_aurora_wake.core.engines import DEFAULT_PORTS, EngineFamily
+from airflow_aurora_wake.core.errors import DatabaseConfigurationError
+from airflow_aurora_wake.core.probes import DatabaseTarget, SslSetting
+
+__all__ = [
+    "LoginSettings",
+    "TokenSigner",
+    "build_target",
+    "check_engine",
+    "hide_presigned_signatures",
+    "iam_token_provider",
+]
+
+#: ``sign(host, port, user)`` returns an IAM database authentication token (a local SigV4
+#: presign, e.g. aiobotocore's ``generate_db_auth_token``).
+TokenSigner = Callable[[str, int, str], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class LoginSettings:
+    """What the user configured for the database login; ``None`` fields come from the cluster.
+
+    :param engine: the engine family the settings are for (``None``: the cluster's).
+    :param host: the host (``None``: the cluster's writer endpoint).
+    :param port: the port (``None``: the cluster's port with its endpoint, else the engine default).
+    :param user: the login.
+    :param password: the password (never in repr); ignored with ``iam``.
+    :param database: the database (``None``: the driver's default).
+    :param iam: authenticate with an IAM token made for every connection attempt.
+    :param ssl: the TLS setting for the driver (see :class:`DatabaseTarget`).
+    :param conn_id: the Airflow connection the settings came from, for messages.
+    :param origin: how messages name these settings, e.g. ``connection 'db' (type 'postgres')``.
+    """
+
+    engine: EngineFamily | None = None
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    database: str | None = None
+    iam: bool = False
+    ssl: SslSetting = None
+    conn_id: str | None = None
+    origin: str = "the database settings"
+
+
+def build_target(
+    settings: LoginSettings, snapshot: ClusterSnapshot, *, sign_token: TokenSigner | None
+) -> DatabaseTarget:
+    """Return where and how to connect to the cluster's database.
+
+    An explicit host without a port means the engine's default port, as every client of that
+    host would use; the cluster's own port goes with the cluster's own endpoint.
+
+    :param settings: the login settings.
+    :param snapshot: the cluster as described.
+    :param sign_token: makes IAM tokens; required when ``settings.iam``.
+    :raises DatabaseConfigurationError: the engine cannot be probed or does not match the
+        settings, or no host or user is known.
+    """
+    family = check_engine(snapshot, settings.engine, settings.origin)
+    host = settings.host or snapshot.endpoint
+    if not host:
+        raise DatabaseConfigurationError(
+            f"{settings.origin} has no host and DB cluster {snapshot.identifier!r} reports no writer "
+            "endpoint: set the host to the cluster endpoint"
+        )
+    port = settings.port or (snapshot.port if not settings.host else None) or DEFAULT_PORTS[family]
+    if not settings.user:
+        raise DatabaseConfigurationError(f"{settings.origin} has no login: set the database user")
+    password_provider = None
+    if settings.iam:
+        if sign_token is None:
+            raise DatabaseConfigurationError(
+                f"{settings.origin} asks for IAM authentication, which needs AWS"
+            )
+        password_provider = iam_token_provider(sign_token, host, port, settings.user)
+    return DatabaseTarget(
+        engine=family,
+        host=host,
+        port=port,
+        user=settings.user,
+        database=settings.database,
+        password=None if settings.iam else settings.password,
+        password_provider=password_provider,
+        ssl=settings.ssl,
+        conn_id=settings.conn_id,
+    )
+
+
+def check_engine(snapshot: ClusterSnapshot, engine: EngineFamily | None, origin: str) -> EngineFamily:
+    """Return the cluster's engine family, failing when it cannot be probed or is not ``engine``.
+
+    :param snapshot: the cluster as described.
+    :param engine: the family the login is for (``None``: any).
+    :param origin: how the message names the login.
+    :raises DatabaseConfigurationError: naming both engines.
+    """
+    family = snapshot.engine_family
+    if family is None:
+        raise DatabaseConfigurationError(
+            f"DB cluster {snapshot.identifier!r} runs engine {snapshot.engine!r}, which this provider "
+            "cannot probe: only Aurora PostgreSQL and Aurora MySQL are supported"
+        )
+    if engine is not None and engine != family:
+        raise DatabaseConfigurationError(
+            f"{origin} is for {engine} but DB cluster {snapshot.identifier!r} runs "
+            f"{snapshot.engine!r}: point it at the cluster's {family} database"
+        )
+    return family
+
+
+def iam_token_provider(
+    sign_token: TokenSigner, host: str, port: int, user: str
+) -> Callable[[], Awaitable[str]]:
+    """Return a coroutine function making a fresh IAM token for each connection attempt.
+
+    Fresh rather than cached: signing is local and costs no API call, and a fresh token can
+    never be used past its 15 minutes.
+
+    :param sign_token: makes the token.
+    :param host: the host the token is signed for.
+    :param port: the port.
+    :param user: the database user.
+    """
+    hide_presigned_signatures()
+
+    async def provide_token() -> str:
+        return await sign_token(host, port, user)
+
+    return provide_token
+
+
+class _DropSignatures(logging.Filter):
+    """Drop botocore's DEBUG ``Signature:`` lines: for a presigned IAM token, that is the token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Signature:"))
+
+
+def hide_presigned_signatures() -> None:
+    """Keep IAM token signatures out of logs even when botocore logs at DEBUG (idempotent).
+
+    ``botocore.auth`` logs every SigV4 signature at DEBUG, including the one that makes an
+    IAM database token; with the canonical request logged next to it, the token could be
+    rebuilt from the log. Only those lines are dropped, and only once IAM tokens are in use.
+    """
+    botocore_auth = logging.getLogger("botocore.auth")
+    if not any(isinstance(existing, _DropSignatures) for existing in botocore_auth.filters):
+        botocore_auth.addFilter(_DropSignatures())

@@ -1,0 +1,121 @@
+"""One look at the cluster: a describe and, when the decision says so, one probe.
+
+This is the sensor's check before deferring and each of its pokes. It decides with the same
+:func:`~airflow_aurora_wake.core.wait.decision.decide` as the shared poller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+
+from airflow_aurora_wake.core.cluster import StatusCategory
+from airflow_aurora_wake.core.errors import TransientError, raise_if_fatal
+from airflow_aurora_wake.core.probes import DatabaseTarget, probe_once
+from airflow_aurora_wake.core.rds import RdsCalls, describe_cluster
+from airflow_aurora_wake.core.wait.decision import Next, Observation, decide, describe_snapshot
+from airflow_aurora_wake.core.wait.request import CheckOutcome, ReadyReport, WaitRequest, WaitResources
+
+__all__ = ["check_ready_once"]
+
+
+async def check_ready_once(
+    request: WaitRequest,
+    resources: WaitResources,
+    *,
+    waiting_since: float | None = None,
+    attempt: int = 1,
+    clock: Callable[[], float] = time.time,
+    seen_up: str | None = None,
+) -> CheckOutcome:
+    """One describe and (if the cluster may answer) one probe: the sensor's poke.
+
+    :param request: what to wait for.
+    :param resources: clients and database login.
+    :param waiting_since: epoch seconds when the sensor started; a cluster still ``stopped``
+        ``stopped_grace`` seconds after it fails with :class:`ClusterStateError`.
+    :param attempt: the poke number (``28000`` is retried once).
+    :param clock: the wall clock.
+    :param seen_up: the status in which an earlier check of this wait saw the cluster up
+        (available or on its way), if any: a cluster stopped since then fails at once.
+    :raises AuroraWakeError: on anything waiting cannot fix.
+    """
+    calls = RdsCalls()
+    identifier = request.db_cluster_identifier
+    async with AsyncExitStack() as stack:
+        rds = await stack.enter_async_context(resources.rds_client())
+        try:
+            snapshot = await describe_cluster(rds, identifier, region_name=request.region_name, calls=calls)
+        except TransientError as exc:
+            reason = exc.verdict.reason
+            return CheckOutcome(
+                False, f"RDS answered {reason}", rds_calls=calls.as_dict(), retry_reason=reason
+            )
+        stopped = snapshot.category is StatusCategory.STOPPED and waiting_since is not None
+        seen = Observation(
+            snapshot,
+            probe=request.probe,
+            stopped_grace=request.stopped_grace,
+            stopped_for=clock() - waiting_since if stopped and waiting_since is not None else None,
+            seen_up=seen_up,
+        )
+        decision = decide(seen)
+        if decision.next is Next.FAIL:
+            assert decision.error is not None
+            raise decision.error
+        if decision.next is not Next.PROBE:
+            return CheckOutcome(
+                False, f"{describe_snapshot(snapshot)}; waiting", snapshot, rds_calls=calls.as_dict()
+            )
+        target: DatabaseTarget | None = None
+        try:
+            rds_data = None
+            if request.probe == "data-api":
+                rds_data = await stack.enter_async_context(resources.rds_data_client())
+            else:
+                target = await resources.database_target(snapshot)
+            endpoint = await probe_once(
+                snapshot,
+                probe=request.probe,
+                timeout=request.connect_timeout,
+                target=target,
+                rds_data_client=rds_data,
+                data_api_secret_arn=request.data_api_secret_arn,
+                database=request.database,
+                calls=calls,
+            )
+        except Exception as exc:
+            verdict = raise_if_fatal(
+                exc,
+                where=request.probe_source(snapshot),
+                attempt=attempt,
+                cluster=identifier,
+                region=request.region_name,
+                target=target.describe() if target else None,
+                secrets=[target.password] if target else (),
+            )
+            return CheckOutcome(
+                False,
+                f"{describe_snapshot(snapshot)}; not ready yet ({verdict.reason})",
+                snapshot,
+                rds_calls=calls.as_dict(),
+                retry_reason=verdict.reason,
+            )
+        decision = decide(dataclasses.replace(seen, database_answered=True))
+        if decision.next is not Next.READY:
+            return CheckOutcome(False, decision.message, snapshot, endpoint, calls.as_dict())
+        now = clock()
+        report = ReadyReport(
+            db_cluster_identifier=identifier,
+            ready_at=now,
+            seconds_waited=now - (waiting_since if waiting_since is not None else now),
+            attempts=attempt,
+            rds_calls=calls.as_dict(),
+            kind=snapshot.kind,
+            engine=snapshot.engine,
+            endpoint=endpoint,
+            probe=request.probe,
+        )
+        return CheckOutcome(True, decision.message, snapshot, endpoint, calls.as_dict(), report=report)

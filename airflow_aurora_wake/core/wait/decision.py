@@ -1,0 +1,134 @@
+"""The wait's one decision: from what it has seen, what to do next (pure: no I/O, no clock).
+
+The shared poller (triggers, the plain-Python API, the CLI) and the sensor's check (before
+deferring, and each poke) both call :func:`decide`; they differ only in *when* they look.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from airflow_aurora_wake.core.cluster import ClusterSnapshot, StatusCategory
+from airflow_aurora_wake.core.errors import ClusterStateError
+
+__all__ = ["Decision", "Next", "Observation", "decide", "describe_snapshot"]
+
+
+class Next(str, Enum):
+    """What the wait does next."""
+
+    #: the cluster is ready: RDS shows it available (v1: with capacity) and a real probe passed
+    READY = "ready"
+    #: waiting cannot help: raise :attr:`Decision.error`
+    FAIL = "fail"
+    #: try the database (a refused or held attempt costs no AWS API budget)
+    PROBE = "probe"
+    #: nothing to try until RDS shows something new: describe again
+    DESCRIBE = "describe"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a wait has seen, as of its latest describe.
+
+    :param snapshot: the latest describe.
+    :param probe: ``connection`` or ``data-api``.
+    :param stopped_grace: seconds a ``stopped`` cluster is waited on.
+    :param database_answered: a probe passed, and ``snapshot`` was taken just before or after it.
+    :param answered_while_waking: the database answered while RDS still showed a start: the
+        describes decide from then on, since probing on would only double them.
+    :param stopped_for: seconds the cluster has been seen ``stopped`` (``None``: not stopped or unknown).
+    :param seen_up: the status in which this wait saw the cluster up (available or on its way)
+        before, if any: a cluster stopped after that was stopped during the wait.
+    """
+
+    snapshot: ClusterSnapshot
+    probe: str = "connection"
+    stopped_grace: float = 60.0
+    database_answered: bool = False
+    answered_while_waking: bool = False
+    stopped_for: float | None = None
+    seen_up: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do next, and what to tell the user (once per ``state``).
+
+    :param next: the step.
+    :param state: a key that changes when the user should be told something new.
+    :param message: the sentence for the log.
+    :param error: the error to raise, with :attr:`Next.FAIL`.
+    :param recheck_after: decide again after this many seconds even without a new describe.
+    """
+
+    next: Next
+    state: str
+    message: str
+    error: ClusterStateError | None = None
+    recheck_after: float | None = None
+
+
+def describe_snapshot(snapshot: ClusterSnapshot) -> str:
+    """One line for the log: kind, engine, status and (v1) capacity.
+
+    :param snapshot: the cluster.
+    """
+    capacity = "" if snapshot.capacity is None else f", capacity {snapshot.capacity:g}"
+    return (
+        f"cluster {snapshot.identifier} is {snapshot.kind.value} ({snapshot.engine}), "
+        f"status {snapshot.status}{capacity}"
+    )
+
+
+def decide(seen: Observation) -> Decision:
+    """Decide the next step of a wait.
+
+    :param seen: what the wait has seen.
+    """
+    snapshot = seen.snapshot
+    line = describe_snapshot(snapshot)
+    category = snapshot.category
+    if category is StatusCategory.FAILED:
+        return Decision(Next.FAIL, "failed", line, ClusterStateError(snapshot.identifier, snapshot.status))
+    if category is StatusCategory.STOPPED:
+        return _decide_stopped(seen, line)
+    if category is StatusCategory.WAKING:
+        state = f"waking:{snapshot.status}"
+        if seen.probe != "connection" or seen.answered_while_waking or seen.database_answered:
+            return Decision(Next.DESCRIBE, state, f"{line}; waiting for it")
+        # A start ends when the database accepts connections, up to a describe interval before
+        # RDS shows it; a refused connection is free, so the probe watches for the end.
+        return Decision(Next.PROBE, state, f"{line}; waiting for it")
+    if seen.database_answered:
+        if snapshot.shows_ready:
+            return Decision(Next.READY, "ready", f"{line}; ready")
+        # The database answered but RDS does not agree yet (v1 capacity still 0).
+        return Decision(
+            Next.DESCRIBE, "confirm-lagging", f"{line}; the database answered, waiting for RDS to agree"
+        )
+    return Decision(Next.PROBE, "probing", f"{line}; probing")
+
+
+def _decide_stopped(seen: Observation, line: str) -> Decision:
+    if seen.seen_up is not None:
+        why = (
+            f"it was stopped while waiting for it (this wait had seen it {seen.seen_up!r}): something "
+            "stopped it (StopDBCluster, the console, another tool); start it again (the wake "
+            "operator AuroraServerlessWakeOperator with start_if_stopped=True, or StartDBCluster) "
+            "and re-run the task"
+        )
+    elif (seen.stopped_for or 0.0) >= seen.stopped_grace:
+        why = (
+            f"it stayed stopped for {seen.stopped_grace:g} s: a stopped cluster needs the wake operator "
+            "(AuroraServerlessWakeOperator with start_if_stopped=True) or a StartDBCluster call first"
+        )
+    else:
+        return Decision(
+            Next.DESCRIBE,
+            "stopped",
+            f"{line}; waiting up to {seen.stopped_grace:g} s for a requested start to show",
+            recheck_after=seen.stopped_grace - (seen.stopped_for or 0.0),
+        )
+    return Decision(Next.FAIL, "failed", line, ClusterStateError(seen.snapshot.identifier, "stopped", why))

@@ -1,0 +1,406 @@
+"""The describe-and-probe loop of one cluster, serving one or more waiters.
+
+Each waiter keeps its own deadline and its own log; the loop decides with
+:func:`~airflow_aurora_wake.core.wait.decision.decide` and only chooses *when* to describe and
+probe: describes at most every ``describe_interval``, probes on a backoff, and while RDS shows a
+start, probes on a short cadence with describes further apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import re
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from airflow_aurora_wake.core.cluster import ClusterSnapshot, StatusCategory
+from airflow_aurora_wake.core.errors import (
+    ErrorVerdict,
+    TransientError,
+    WaitDiagnosis,
+    classify_error,
+    raise_if_fatal,
+)
+from airflow_aurora_wake.core.probes import DatabaseTarget, probe_once
+from airflow_aurora_wake.core.rds import RdsCalls, describe_cluster
+from airflow_aurora_wake.core.retry import AWS_RETRY, DATA_API_RETRY, PROBE_RETRY, Backoff, RetryPolicy
+from airflow_aurora_wake.core.wait.decision import Decision, Next, Observation, decide
+from airflow_aurora_wake.core.wait.request import LogCallback, ReadyReport, WaitRequest, WaitResources
+
+__all__ = ["WAKING_DESCRIBE_STRETCH", "Poller", "Waiter"]
+
+logger = logging.getLogger(__name__)
+_NUMBERS = re.compile(r"\d+(?:\.\d+)?")
+
+#: Probe cadence while RDS shows the cluster starting: a refused connection is free of AWS API
+#: budget, and full jitter up to 0.8 s keeps the end of a start seen within a second.
+_WAKING_PROBE_RETRY = RetryPolicy(initial=0.5, maximum=0.8)
+
+#: While RDS shows a cluster starting and the connection probe watches for the end of the start,
+#: describes are this many describe intervals apart.
+WAKING_DESCRIBE_STRETCH = 3
+#: Waiters released per event-loop turn when a shared wait completes.
+_DELIVERY_BATCH = 100
+
+
+class Waiter:
+    """One caller of :func:`wait_until_ready` attached to a poller."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float, log: LogCallback) -> None:
+        self.future: asyncio.Future[ReadyReport] = loop.create_future()
+        self.deadline = deadline  # loop time
+        self.joined_at = loop.time()
+        self.log = log
+
+    def tell(self, message: str, now: float) -> None:
+        try:
+            self.log(f"{message} ({now - self.joined_at:.1f} s elapsed)")
+        except Exception:  # a broken log callback must not break the wait of everybody else
+            logger.exception("log callback failed")
+
+
+class Poller:
+    """The describe-and-probe loop for one cluster; serves one or more waiters."""
+
+    def __init__(
+        self,
+        request: WaitRequest,
+        resources: WaitResources,
+        *,
+        clock: Callable[[], float],
+        rng: random.Random,
+        on_finish: Callable[[Poller], None] | None = None,
+    ) -> None:
+        self.request = request
+        self.resources = resources
+        self.clock = clock
+        self.rng = rng
+        self.loop = asyncio.get_running_loop()
+        self.on_finish = on_finish
+        # Insertion-ordered set: a thousand waiters leave in O(1) each, not O(n).
+        self.waiters: dict[Waiter, None] = {}
+        self.calls = RdsCalls()
+        self.attempts = 0
+        self.snapshot: ClusterSnapshot | None = None
+        self.target: DatabaseTarget | None = None
+        self.endpoint: str | None = None
+        self.last_describe_at: float | None = None
+        self.last_probe_error: str | None = None
+        self.last_rds_error: str | None = None
+        self.probe_started_at: float | None = None
+        self.state_key: str | None = None
+        self.state_message: str | None = None
+        self.finished = False
+        self.task: asyncio.Task[None] | None = None
+
+    # --- waiters ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.task = self.loop.create_task(
+            self._run(), name=f"aurora-wait:{self.request.db_cluster_identifier}"
+        )
+
+    def add_waiter(self, waiter: Waiter) -> None:
+        self.waiters[waiter] = None
+        if self.state_message is not None:
+            waiter.tell(self.state_message, self.loop.time())
+
+    def remove_waiter(self, waiter: Waiter) -> bool:
+        """Detach a waiter; return True when it was the last one (the caller stops the poller)."""
+        self.waiters.pop(waiter, None)
+        if not self.waiters and not self.finished:
+            self._finish()
+            return True
+        return False
+
+    def _finish(self) -> None:
+        if not self.finished:
+            self.finished = True
+            if self.on_finish is not None:
+                self.on_finish(self)
+
+    def _state(self, key: str, message: str) -> None:
+        """Tell every waiter about a change of state, once per change."""
+        self.state_message = message
+        if key == self.state_key:
+            return
+        self.state_key = key
+        now = self.loop.time()
+        for waiter in list(self.waiters):
+            waiter.tell(message, now)
+
+    def diagnosis(self, waiter: Waiter) -> WaitDiagnosis:
+        """What the loop saw, from the point of view of ``waiter``."""
+        now = self.loop.time()
+        snapshot = self.snapshot
+        probe_error = self.last_probe_error
+        if self.probe_started_at is not None:
+            in_flight = f"an attempt was still open after {now - self.probe_started_at:.1f} s"
+            probe_error = f"{probe_error}; {in_flight}" if probe_error else in_flight
+        return WaitDiagnosis(
+            identifier=self.request.db_cluster_identifier,
+            region=self.request.region_name,
+            elapsed=now - waiter.joined_at,
+            last_status=snapshot.status if snapshot else None,
+            last_capacity=snapshot.capacity if snapshot else None,
+            kind=snapshot.kind.value if snapshot else None,
+            engine=snapshot.engine if snapshot else None,
+            last_probe_error=probe_error,
+            last_rds_error=self.last_rds_error,
+            attempts=self.attempts,
+            rds_calls=self.calls.as_dict(),
+            probe=self.request.probe,
+        )
+
+    def _latest_deadline(self) -> float:
+        return max((waiter.deadline for waiter in self.waiters), default=self.loop.time())
+
+    async def _deliver_ready(self) -> None:
+        now = self.loop.time()
+        snapshot = self.snapshot
+        assert snapshot is not None
+        endpoint = self.endpoint
+        self._finish()
+        ready_at = self.clock()
+        calls = self.calls.as_dict()
+        waiters = list(self.waiters)
+        for start in range(0, len(waiters), _DELIVERY_BATCH):
+            if start:
+                # Hand the loop back between batches: releasing a thousand waiters (a log line
+                # and a task wake-up each) in one go would stall every other trigger.
+                await asyncio.sleep(0)
+            for waiter in waiters[start : start + _DELIVERY_BATCH]:
+                if waiter.future.done():
+                    continue
+                elapsed = now - waiter.joined_at
+                self._tell_ready(waiter, elapsed)
+                waiter.future.set_result(
+                    ReadyReport(
+                        db_cluster_identifier=self.request.db_cluster_identifier,
+                        ready_at=ready_at,
+                        seconds_waited=elapsed,
+                        attempts=self.attempts,
+                        rds_calls=dict(calls),
+                        kind=snapshot.kind,
+                        engine=snapshot.engine,
+                        endpoint=endpoint,
+                        probe=self.request.probe,
+                    )
+                )
+
+    @staticmethod
+    def _tell_ready(waiter: Waiter, elapsed: float) -> None:
+        try:
+            waiter.log(f"ready after {elapsed:.1f} s")
+        except Exception:
+            logger.exception("log callback failed")
+
+    def _deliver_error(self, error: BaseException) -> None:
+        self._finish()
+        now = self.loop.time()
+        for waiter in self.waiters:
+            waiter.tell(f"failed: {error}", now)
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            async with AsyncExitStack() as stack:
+                rds = await stack.enter_async_context(self.resources.rds_client())
+                rds_data = None
+                if self.request.probe == "data-api":
+                    rds_data = await stack.enter_async_context(self.resources.rds_data_client())
+                await self._poll(rds, rds_data)
+        except Exception as exc:
+            verdict = classify_error(
+                exc, where="rds", cluster=self.request.db_cluster_identifier, region=self.request.region_name
+            )
+            self._deliver_error(verdict.error if verdict.error is not None and not verdict.retry else exc)
+
+    async def _sleep_until(self, when: float) -> None:
+        await asyncio.sleep(max(0.0, when - self.loop.time()))
+
+    async def _poll(self, rds: Any, rds_data: Any) -> None:
+        request = self.request
+        loop = self.loop
+        probe_policy = DATA_API_RETRY if request.probe == "data-api" else PROBE_RETRY
+        probe_backoff, rds_backoff = Backoff(), Backoff()
+        auth_28000_attempts = 0
+        stopped_since: float | None = None
+        seen_up: str | None = None
+        next_describe_at = next_probe_at = loop.time()  # the first check describes
+        answered = False  # a probe passed: the describe that follows confirms (or not)
+        answered_while_waking = False
+
+        # Not "while True": the last waiter may have left while Python 3.11's asyncio.wait_for
+        # swallowed the cancellation that landed as a probe finished (bpo-42130); without this
+        # check the loop would go on describing, and the cancelled trigger never finish cancelling.
+        while not self.finished:
+            fresh = False
+            if loop.time() >= next_describe_at:
+                try:
+                    described = await describe_cluster(
+                        rds,
+                        request.db_cluster_identifier,
+                        region_name=request.region_name,
+                        calls=self.calls,
+                        seen=self.snapshot is not None,
+                    )
+                except TransientError as exc:
+                    reason = exc.verdict.reason
+                    self.last_rds_error = reason
+                    delay = rds_backoff.delay(throttled=exc.verdict.throttled, policy=AWS_RETRY, rng=self.rng)
+                    # Respect the describe rate except while nothing is known yet or a probe
+                    # success waits for its confirmation.
+                    blocked = self.snapshot is None or answered
+                    floor = 0.0 if blocked else request.describe_interval
+                    next_describe_at = loop.time() + max(floor, delay)
+                    self._state(f"rds:{reason}", f"RDS answered {reason}; backing off")
+                    if blocked:
+                        await self._sleep_until(next_describe_at)
+                        continue
+                else:
+                    rds_backoff.reset()
+                    self.last_rds_error = None
+                    self.snapshot = described
+                    fresh = True
+                    self.last_describe_at = loop.time()
+                    next_describe_at = self.last_describe_at + request.describe_interval
+                    if (
+                        described.category is StatusCategory.WAKING
+                        and request.probe == "connection"
+                        and not answered
+                        and not answered_while_waking
+                    ):
+                        # A start lasts minutes and the probe watches for its end (its success
+                        # brings a confirming describe), so RDS is only asked now and then whether
+                        # the start failed: that keeps a start's wait well under one describe per
+                        # describe_interval even with the confirmation.
+                        next_describe_at += request.describe_interval * (WAKING_DESCRIBE_STRETCH - 1)
+
+            snapshot = self.snapshot
+            assert snapshot is not None
+            now = loop.time()
+            stopped = snapshot.category is StatusCategory.STOPPED
+            stopped_since = (stopped_since if stopped_since is not None else now) if stopped else None
+            confirming = answered and fresh
+            seen = Observation(
+                snapshot,
+                probe=request.probe,
+                stopped_grace=request.stopped_grace,
+                database_answered=confirming,
+                answered_while_waking=answered_while_waking,
+                stopped_for=None if stopped_since is None else now - stopped_since,
+                seen_up=seen_up,
+            )
+            decision = decide(seen)
+            if not stopped:
+                seen_up = snapshot.status
+            if decision.next is Next.FAIL:
+                assert decision.error is not None
+                raise decision.error
+            if decision.next is Next.READY:
+                await self._deliver_ready()
+                return
+            if confirming:
+                # The database answered but RDS does not show it ready yet: wait for the next
+                # regular describe before probing again.
+                answered = False
+                next_probe_at = next_describe_at
+                answered_while_waking = answered_while_waking or snapshot.category is StatusCategory.WAKING
+            self._announce(decision)
+            if decision.next is Next.DESCRIBE:
+                wake_at = next_describe_at
+                if decision.recheck_after is not None:
+                    wake_at = min(wake_at, now + decision.recheck_after)
+                await self._sleep_until(wake_at)
+                continue
+
+            if now < next_probe_at:
+                await self._sleep_until(min(next_probe_at, next_describe_at))
+                continue
+            bound = min(request.connect_timeout, self._latest_deadline() - loop.time())
+            if bound <= 0:
+                await self._sleep_until(next_describe_at)
+                continue
+            waking = snapshot.category is StatusCategory.WAKING
+            self.attempts += 1
+            self.probe_started_at = loop.time()
+            try:
+                await self._probe(snapshot, rds_data, bound)
+            except Exception as exc:
+                is_28000 = getattr(exc, "sqlstate", None) == "28000"
+                if is_28000:
+                    auth_28000_attempts += 1
+                verdict = raise_if_fatal(
+                    exc,
+                    where=request.probe_source(snapshot),
+                    attempt=auth_28000_attempts if is_28000 else 1,
+                    cluster=request.db_cluster_identifier,
+                    region=request.region_name,
+                    target=self.target.describe() if self.target else None,
+                    secrets=[self.target.password] if self.target else (),
+                )
+                self.last_probe_error = verdict.reason
+                policy = _WAKING_PROBE_RETRY if waking else probe_policy
+                next_probe_at = loop.time() + probe_backoff.delay(
+                    throttled=verdict.throttled, policy=policy, rng=self.rng
+                )
+                if not waking:
+                    # Numbers (timeouts, attempt counts) do not make a new state: log each kind once.
+                    state_key = "probe:" + _NUMBERS.sub("#", verdict.reason)
+                    self._state(state_key, self._probe_failure_message(snapshot, verdict))
+                continue
+            finally:
+                self.probe_started_at = None
+            if decide(dataclasses.replace(seen, database_answered=True)).next is Next.READY:
+                # The last describe showed the cluster ready and a real SELECT 1 just ran.
+                await self._deliver_ready()
+                return
+            # RDS did not show it ready: describe once more, now, to confirm.
+            answered = True
+            next_describe_at = loop.time()
+
+    def _announce(self, decision: Decision) -> None:
+        """Tell the waiters what the decision means, once per change of state.
+
+        "probing" is said when probing begins, not again after each failed probe (those say
+        why they failed, once per kind).
+        """
+        announced = self.state_key
+        if (
+            decision.state == "probing"
+            and announced
+            and not announced.startswith(("stopped", "waking", "rds:"))
+        ):
+            return
+        self._state(decision.state, decision.message)
+
+    def _probe_failure_message(self, snapshot: ClusterSnapshot, verdict: ErrorVerdict) -> str:
+        reason = f"{verdict.reason}, attempt {self.attempts}"
+        timed_out = "timed out" in verdict.reason or "resuming" in verdict.reason
+        if timed_out and snapshot.may_be_paused:
+            first = "Data API call" if self.request.probe == "data-api" else "connection attempt"
+            return f"{first} started the resume; waiting ({reason})"
+        return f"not ready yet; retrying ({reason})"
+
+    async def _probe(self, snapshot: ClusterSnapshot, rds_data: Any, bound: float) -> None:
+        request = self.request
+        if request.probe == "connection" and self.target is None:
+            self.target = await self.resources.database_target(snapshot)
+        self.endpoint = await probe_once(
+            snapshot,
+            probe=request.probe,
+            timeout=bound,
+            target=self.target,
+            rds_data_client=rds_data,
+            data_api_secret_arn=request.data_api_secret_arn,
+            database=request.database,
+            calls=self.calls,
+        )

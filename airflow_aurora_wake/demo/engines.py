@@ -1,0 +1,249 @@
+"""Which engines the demo runs: check the dependencies, parse and try each server, and undo after.
+
+PostgreSQL is the demo's main engine: missing it is an error unless it is left out. MySQL is an
+extra, tried only when its server answers, unless its DSN is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_aurora_wake.core.dsn import parse_dsn
+from airflow_aurora_wake.core.engines import DEFAULT_PORTS, EngineFamily
+from airflow_aurora_wake.core.errors import AuroraWakeError, safe_error_text
+from airflow_aurora_wake.core.probes import DatabaseTarget
+from airflow_aurora_wake.demo.example_dag import DAG_FILE, TABLE
+from airflow_aurora_wake.demo.progress import Progress
+from airflow_aurora_wake.demo.servers import check_server, remove_demo_rows, table_exists
+
+
+class DemoSetupError(Exception):
+    """Something the demo needs is missing; the message says what and how to give it (exit 2)."""
+
+
+@dataclass(frozen=True)
+class DemoEngine:
+    """What the demo knows about one engine it can run, before looking at any server.
+
+    :param label: ``postgresql`` or ``mysql``.
+    :param name: The engine's name in messages.
+    :param flag: The command-line option that gives its server.
+    :param dsn_form: The DSN form that option takes.
+    :param default_dsn: The server tried when the option is not given.
+    :param default_user: The login when the DSN names none.
+    :param provider: The Airflow provider the example DAG's SQL steps need.
+    :param install: How to install that provider.
+    :param cluster: The emulated cluster's identifier.
+    :param conn_id: The Airflow connection id of the database.
+    :param aurora_engine: The RDS engine name of the emulated cluster.
+    :param conn_type: The Airflow connection type.
+    """
+
+    label: EngineFamily
+    name: str
+    flag: str
+    dsn_form: str
+    default_dsn: str
+    default_user: str
+    provider: str
+    install: str
+    cluster: str
+    conn_id: str
+    aurora_engine: str
+    conn_type: str
+
+
+POSTGRES = DemoEngine(
+    label="postgresql",
+    name="PostgreSQL",
+    flag="--postgres-dsn",
+    dsn_form="postgresql://USER:PASSWORD@HOST:PORT/DATABASE",
+    default_dsn="postgresql://postgres@127.0.0.1:5432/test",
+    default_user="postgres",
+    provider="apache-airflow-providers-postgres",
+    install="pip install 'airflow-aurora-wake[postgres]'",
+    cluster="demo-pg",
+    conn_id="aurora_pg",
+    aurora_engine="aurora-postgresql",
+    conn_type="postgres",
+)
+MYSQL = DemoEngine(
+    label="mysql",
+    name="MySQL",
+    flag="--mysql-dsn",
+    dsn_form="mysql://USER:PASSWORD@HOST:PORT/DATABASE",
+    default_dsn="mysql://root@127.0.0.1:3306/test",
+    default_user="root",
+    provider="apache-airflow-providers-mysql",
+    install="pip install 'airflow-aurora-wake[mysql]' (mysqlclient compiles against the MySQL client "
+    "headers: on Debian/Ubuntu apt-get install -y pkg-config libmariadb-dev)",
+    cluster="demo-mysql",
+    conn_id="aurora_mysql",
+    aurora_engine="aurora-mysql",
+    conn_type="mysql",
+)
+
+
+@dataclass
+class EngineSetup:
+    """One engine the demo runs: its real server, emulated cluster and Airflow connection.
+
+    :param kind: What the demo knows about the engine.
+    :param server: The real server (its password never shown).
+    :param table_existed: The example DAG's table was there before the demo.
+    """
+
+    kind: DemoEngine
+    server: DatabaseTarget
+    table_existed: bool = True
+
+    @property
+    def label(self) -> str:
+        """``postgresql`` or ``mysql``."""
+        return self.kind.label
+
+    @property
+    def cluster(self) -> str:
+        """The emulated cluster's identifier."""
+        return self.kind.cluster
+
+    def shown(self) -> str:
+        """The server's DSN without its password."""
+        return self.server.describe()
+
+
+def parse_server(value: str, kind: DemoEngine) -> DatabaseTarget:
+    """The server a DSN names, with the defaults filled in.
+
+    :param value: The DSN.
+    :param kind: The engine it must be.
+    :raises DemoSetupError: When it is not a DSN of that engine naming a database.
+    """
+    try:
+        dsn = parse_dsn(value, kind.flag)
+    except AuroraWakeError as exc:
+        raise DemoSetupError(f"{kind.flag}: {exc}") from None
+    if dsn.engine != kind.label:
+        raise DemoSetupError(f"{kind.flag} needs a {kind.label} DSN: {kind.dsn_form}")
+    server = DatabaseTarget(
+        engine=dsn.engine,
+        user=dsn.user or kind.default_user,
+        host=dsn.host or "127.0.0.1",
+        port=dsn.port or DEFAULT_PORTS[dsn.engine],
+        database=dsn.database,
+        password=dsn.password,
+    )
+    if not server.database:
+        raise DemoSetupError(
+            f"{kind.flag} {server.describe()} names no database: the demo creates its table in it; "
+            f"give {kind.dsn_form}"
+        )
+    return server
+
+
+def _distribution_installed(name: str) -> bool:
+    try:
+        importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _needs_message(problems: Sequence[str]) -> str:
+    lines = [
+        "The demo needs a real PostgreSQL or MySQL/MariaDB server: each emulated Aurora cluster is "
+        "a proxy in front of one, and the example DAG creates a table in it.",
+        *(f"  - {problem}" for problem in problems),
+        "Give the server with a DSN (the user must log in over TCP and be allowed to create a table):",
+        f"  airflow-aurora-wake demo {POSTGRES.flag} {POSTGRES.dsn_form}",
+        f"  airflow-aurora-wake demo {MYSQL.flag} {MYSQL.dsn_form}",
+        "For example, a throwaway PostgreSQL in Docker:",
+        "  docker run --rm -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16",
+        "  airflow-aurora-wake demo --postgres-dsn postgresql://postgres@127.0.0.1:5432/postgres",
+    ]
+    return "\n".join(lines)
+
+
+def select_engines(args: argparse.Namespace, progress: Progress) -> list[EngineSetup]:
+    """Decide which engines the demo runs, checking every dependency and server first.
+
+    :param args: The parsed command line.
+    :param progress: Where to say what is left out.
+    :raises DemoSetupError: With what is missing and how to give it.
+    """
+    if importlib.util.find_spec("moto") is None:
+        raise DemoSetupError(
+            "The demo runs the emulator, which needs moto: pip install 'airflow-aurora-wake[demo]'"
+        )
+    if not _distribution_installed("apache-airflow"):
+        raise DemoSetupError("The demo runs Airflow: pip install 'airflow-aurora-wake[demo]'")
+    if not DAG_FILE.is_file():
+        raise DemoSetupError(f"The example DAG is missing from the installed package ({DAG_FILE}).")
+    candidates = [
+        (kind, given)
+        for kind, given, left_out in (
+            (POSTGRES, args.postgres_dsn, args.no_postgres),
+            (MYSQL, args.mysql_dsn, args.no_mysql),
+        )
+        if not left_out
+    ]
+    if not candidates:
+        raise DemoSetupError("--no-postgres and --no-mysql leave nothing to run.")
+    selected: list[EngineSetup] = []
+    problems: list[str] = []
+    fatal: list[str] = []
+    for kind, given in candidates:
+        required = given is not None or kind is POSTGRES
+        server = parse_server(given if given is not None else kind.default_dsn, kind)
+        if not _distribution_installed(kind.provider):
+            if required:
+                fatal.append(f"{kind.name}: the example DAG's SQL steps need {kind.provider}: {kind.install}")
+            else:
+                progress.say(f"{kind.name} left out: {kind.provider} is not installed ({kind.install})")
+            continue
+        reachable, problem = check_server(server)
+        if problem is None:
+            selected.append(EngineSetup(kind, server, table_existed=table_exists(server)))
+        elif not reachable and not required:
+            progress.say(f"{kind.name} left out: {problem}; give {kind.flag} to include it")
+        elif not reachable:
+            problems.append(f"{kind.name} ({kind.flag} {server.describe()}): {problem}")
+        else:
+            fatal.append(f"{kind.name} ({kind.flag} {server.describe()}) answered but refused: {problem}")
+    if fatal:
+        raise DemoSetupError("\n".join(fatal))
+    if problems:
+        raise DemoSetupError(_needs_message(problems))
+    if not selected:
+        raise DemoSetupError(_needs_message(["no database server was found"]))
+    return selected
+
+
+def remove_rows(engines: Sequence[EngineSetup], records: list[dict[str, Any]]) -> None:
+    """Leave the user's databases as they were: delete the demo's rows (and a table it created).
+
+    :param engines: The engines the demo ran.
+    :param records: The runner's records, one per finished DAG run.
+    """
+    by_label = {record["label"]: record for record in records}
+    for engine in engines:
+        record = by_label.get(engine.label)
+        drop = not engine.table_existed
+        try:
+            if record is not None:
+                remove_demo_rows(engine.server, record["run_id"], drop_table=drop)
+            elif drop:
+                remove_demo_rows(engine.server, "", drop_table=True)
+        except Exception as exc:
+            print(
+                f"Could not remove the demo's rows from {TABLE} on {engine.shown()}: "
+                f"{safe_error_text(exc, [engine.server.password])}"
+            )
+            continue
+        what = f"the demo's rows from {TABLE}" + (" and the table, which the demo created" if drop else "")
+        print(f"Removed {what} on {engine.shown()}.")

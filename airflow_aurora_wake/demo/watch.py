@@ -1,0 +1,110 @@
+"""Watching the DAG runs: a progress line per change in the emulator's timeline and the tasks' states."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from airflow_aurora_wake.demo.engines import EngineSetup
+from airflow_aurora_wake.demo.example_dag import DAG_ID, TASK_ORDER
+from airflow_aurora_wake.demo.progress import Progress
+
+if TYPE_CHECKING:
+    from airflow_aurora_wake.emulator import AuroraEmulator, TimelineEvent
+
+_EVENT_TEXT = {
+    "paused": 'paused (RDS still says "available")',
+    "ready": "ready: accepts connections",
+    "capacity-available": "capacity available",
+}
+
+
+def describe_event(event: TimelineEvent) -> str | None:
+    """A progress line for one emulator timeline event (``None``: not worth a line).
+
+    :param event: The event.
+    """
+    if event.event == "created":
+        return None
+    if event.event == "resume-requested":
+        detail = event.detail or {}
+        expected = detail.get("ready_expected_at")
+        when = f", ready in {expected - event.at:.0f} s" if expected else ""
+        return f"resume requested (by a {detail.get('cause', '?')}){when}"
+    return _EVENT_TEXT.get(event.event, event.event)
+
+
+def task_states(db_path: Path) -> list[tuple[str, str, str]]:
+    """``(run_id, task_id, state)`` of the example DAG's task instances, read-only, or ``[]``.
+
+    :param db_path: The demo's SQLite metadata database.
+    """
+    if not db_path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=0.2)
+        try:
+            rows = db.execute(
+                "SELECT run_id, task_id, state FROM task_instance WHERE dag_id = ? AND state IS NOT NULL",
+                (DAG_ID,),
+            ).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
+    order = {task_id: index for index, task_id in enumerate(TASK_ORDER)}
+    found = [(str(run_id), str(task_id), str(state)) for run_id, task_id, state in rows]
+    return sorted(found, key=lambda row: order.get(row[1], len(order)))
+
+
+@dataclass
+class Watch:
+    """What the demo saw while the DAG runs ran: one progress line per change.
+
+    :param emu: The running emulator.
+    :param engines: The engines, in the order the runner runs them.
+    :param db_path: The SQLite metadata database.
+    :param progress: Where to print.
+    """
+
+    emu: AuroraEmulator
+    engines: Sequence[EngineSetup]
+    db_path: Path
+    progress: Progress
+    seen_events: dict[str, int] = field(default_factory=dict)
+    states: dict[tuple[str, str], str] = field(default_factory=dict)
+    run_ids: list[str] = field(default_factory=list)
+    deferred_at: dict[str, float] = field(default_factory=dict)
+
+    def poll(self) -> None:
+        """Print what changed since the last poll."""
+        for engine in self.engines:
+            events = self.emu.timeline(engine.cluster)
+            for event in events[self.seen_events.get(engine.cluster, 0) :]:
+                text = describe_event(event)
+                if text:
+                    self.progress.say(f"{engine.cluster}: {text}")
+            self.seen_events[engine.cluster] = len(events)
+        for run_id, task_id, state in task_states(self.db_path):
+            if run_id not in self.run_ids:
+                self.run_ids.append(run_id)
+            if self.states.get((run_id, task_id)) == state:
+                continue
+            self.states[(run_id, task_id)] = state
+            index = self.run_ids.index(run_id)
+            cluster = self.engines[index].cluster if index < len(self.engines) else run_id
+            if state == "deferred":
+                self.deferred_at.setdefault(run_id, time.time())
+                self.progress.say(f"{cluster}: task {task_id} deferred (waits in the triggerer)")
+            elif state not in ("scheduled", "queued", "none"):
+                self.progress.say(f"{cluster}: task {task_id} {state}")
+
+    def status(self) -> str:
+        """One phrase: what the demo is waiting for now."""
+        phases = ", ".join(f"{e.cluster} {self.emu.status(e.cluster)}" for e in self.engines)
+        running = [task for (_, task), state in self.states.items() if state in ("running", "deferred")]
+        return f"clusters: {phases}" + (f"; task {running[-1]} running" if running else "")

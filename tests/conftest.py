@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import airflow_support  # noqa: F401  (configures Airflow before anything imports it)
@@ -127,3 +129,36 @@ def password_login() -> PasswordLogin:
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """An HTTP endpoint URL whose server accepts connections and never sends a byte.
+
+    What a dropped route, a stalled proxy or a firewall that swallows packets looks like.
+    """
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            accepted.append(connection)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        server.close()

@@ -16,10 +16,7 @@ from typing import Any, Literal, TypedDict, Unpack
 from airflow_aurora_wake.core.cluster import ClusterSnapshot
 from airflow_aurora_wake.core.dsn import parse_dsn
 from airflow_aurora_wake.core.engines import SSL_MODES
-from airflow_aurora_wake.core.errors import (
-    InvalidParameterError,
-    raise_if_fatal,
-)
+from airflow_aurora_wake.core.errors import InvalidParameterError, TransientError, raise_if_fatal
 from airflow_aurora_wake.core.probes import DatabaseTarget, SslSetting
 from airflow_aurora_wake.core.rds import RdsCalls
 from airflow_aurora_wake.core.targets import LoginSettings, build_target
@@ -299,14 +296,19 @@ async def wake_and_wait(
                     calls=RdsCalls(),
                     retry_seconds=max(1.0, min(60.0, deadline - time.time())),
                 )
+        except TransientError as exc:
+            # RDS did not answer in time: the wait goes on (its own probe wakes a v2 cluster)
+            # and its deadline decides.
+            log(f"wake: not sent ({exc.verdict.reason}); waiting anyway")
         except Exception as exc:
             # Creating the client can fail before any call (no region, no credentials): say what
             # to configure, as the wait loop does, instead of a botocore traceback.
-            raise_if_fatal(
+            verdict = raise_if_fatal(
                 exc, where="rds", cluster=request.db_cluster_identifier, region=request.region_name
             )
-            raise
-        log(f"wake: {result.action.value}: {result.detail}")
+            log(f"wake: not sent ({verdict.reason}); waiting anyway")
+        else:
+            log(f"wake: {result.action.value}: {result.detail}")
     return await wait_until_ready(request, resources, deadline=deadline, share_key=share_key, log=log)
 
 

@@ -16,16 +16,19 @@ import sys
 from typing import Any
 
 from airflow_aurora_wake.core.dsn import parse_dsn
-from airflow_aurora_wake.core.engines import SSL_MODES
-from airflow_aurora_wake.core.errors import AuroraWakeError, InvalidParameterError, ReadyTimeoutError
+from airflow_aurora_wake.core.engines import PASSWORD_ENV, SSL_MODES
+from airflow_aurora_wake.core.errors import (
+    AuroraWakeError,
+    InvalidParameterError,
+    ReadyTimeoutError,
+    TransientError,
+)
 
 __all__ = ["EXIT_MISCONFIGURED", "EXIT_READY", "EXIT_TIMEOUT", "add_wait_parser", "run_wait"]
 
 EXIT_READY = 0
 EXIT_TIMEOUT = 1
 EXIT_MISCONFIGURED = 2
-
-_PASSWORD_ENV = {"postgresql": "PGPASSWORD", "mysql": "MYSQL_PWD"}
 
 
 def add_wait_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -39,7 +42,8 @@ def add_wait_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="wake an Aurora cluster and wait until a real database connection succeeds",
         description=(
             "Wake an Aurora cluster (v2 auto-pause, v1, stopped) and wait until SELECT 1 runs. "
-            "Prints progress to stderr and one JSON line to stdout. Exit 0 ready, 1 timeout, "
+            "Prints progress to stderr and one JSON line to stdout. Exit 0 ready, 1 timeout (or AWS "
+            "trouble that may pass), "
             "2 misconfiguration."
         ),
     )
@@ -141,7 +145,7 @@ def _password(args: argparse.Namespace) -> str | None:
     if args.dsn is None:
         return None
     engine = parse_dsn(args.dsn).engine
-    return os.environ.get(_PASSWORD_ENV[engine]) or None
+    return os.environ.get(PASSWORD_ENV[engine]) or None
 
 
 def run_wait(args: argparse.Namespace) -> int:
@@ -179,11 +183,11 @@ def run_wait(args: argparse.Namespace) -> int:
                 **parameters,
             )
         )
-    except ReadyTimeoutError as exc:
+    except (ReadyTimeoutError, TransientError) as exc:
+        # Not ready in time, or AWS kept failing in a way that may pass: exit 1, as for a timeout.
+        kind = "timeout" if isinstance(exc, ReadyTimeoutError) else "transient"
         _progress(str(exc))
-        _emit(
-            {"ready": False, "db_cluster_identifier": args.cluster, "error": "timeout", "message": str(exc)}
-        )
+        _emit({"ready": False, "db_cluster_identifier": args.cluster, "error": kind, "message": str(exc)})
         return EXIT_TIMEOUT
     except AuroraWakeError as exc:
         exc = _with_flag_names(exc)

@@ -1,7 +1,9 @@
 """The one DSN parser: ``postgresql://user:password@host:port/db`` or ``mysql://...``.
 
-Used by the plain-Python API, the ``wait`` command and the emulator's upstream settings. A
-DSN's password never appears in an error message.
+Used by the plain-Python API, the ``wait`` command, the demo and the emulator's upstream
+settings. No part of a DSN's user-info appears in an error message: the value is shown with
+everything up to its last ``@`` hidden (:func:`~airflow_aurora_wake.core.errors.redact_dsn`),
+since a DSN that fails to parse may have split a password that holds ``@``, ``/`` or ``:``.
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from airflow_aurora_wake.core.engines import ENGINE_NAMES, EngineFamily
-from airflow_aurora_wake.core.errors import InvalidParameterError, redact
+from airflow_aurora_wake.core.errors import InvalidParameterError, redact_dsn
 
 __all__ = ["ParsedDsn", "parse_dsn"]
 
 _FIX = "give postgresql://USER@HOST:PORT/DATABASE or mysql://USER@HOST:PORT/DATABASE"
+_AT_AFTER_HOST = (
+    "an '@' after the host means the user-info was cut short by a '/', '?' or '#' in it: "
+    "percent-encode those characters (and keep the password out of the DSN); "
+)
 
 
 @dataclass(frozen=True)
@@ -50,16 +56,20 @@ def parse_dsn(value: object, parameter: str = "dsn") -> ParsedDsn:
     :param value: ``postgresql://user@host:port/db`` or ``mysql://user@host:port/db`` (also
         ``postgres://``, ``mariadb://`` and driver suffixes such as ``postgresql+asyncpg://``).
     :param parameter: the parameter name for messages.
-    :raises InvalidParameterError: naming the parameter, the DSN without its password, and the fix.
+    :raises InvalidParameterError: naming the parameter, the DSN without its user-info, and the fix.
     """
     if not isinstance(value, str):
         raise InvalidParameterError(parameter, value, _FIX)
-    shown = redact(value)
+    shown = redact_dsn(value)
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError:
         raise InvalidParameterError(parameter, shown, _FIX) from None
+    # urlsplit ends the host at the first '/', '?' or '#': a password holding one leaves its
+    # tail, and the real host, in the path, query or fragment, to be shown later as a database.
+    if "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
+        raise InvalidParameterError(parameter, shown, _AT_AFTER_HOST + _FIX)
     scheme = parts.scheme.lower().split("+", 1)[0]
     engine = ENGINE_NAMES.get(scheme)
     if engine is None:

@@ -10,6 +10,7 @@ from typing import Literal
 __all__ = [
     "DEFAULT_PORTS",
     "ENGINE_NAMES",
+    "PASSWORD_ENV",
     "SSL_MODES",
     "SSL_MODES_REQUIRING_TLS",
     "SSL_MODES_VERIFYING",
@@ -35,6 +36,9 @@ ENGINE_NAMES: dict[str, EngineFamily] = {
 }
 
 DEFAULT_PORTS: dict[EngineFamily, int] = {"postgresql": 5432, "mysql": 3306}
+
+#: The environment variable each engine's own clients read a password from (psql, mysql).
+PASSWORD_ENV: dict[EngineFamily, str] = {"postgresql": "PGPASSWORD", "mysql": "MYSQL_PWD"}
 
 #: libpq's ``sslmode`` names; both probes understand them (aiomysql through the core's mapping).
 SSL_MODES: tuple[str, ...] = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")

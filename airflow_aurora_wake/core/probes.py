@@ -7,6 +7,7 @@ socket opened is closed on success, failure and cancellation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,18 +23,21 @@ from airflow_aurora_wake.core.engines import (
 from airflow_aurora_wake.core.errors import (
     AuroraWakeError,
     ClusterDescriptionError,
+    DatabaseConfigurationError,
     InvalidParameterError,
     classify_error,
 )
 from airflow_aurora_wake.core.rds import RdsCalls
 
 __all__ = [
+    "DataApiTarget",
     "DatabaseTarget",
     "SslSetting",
     "nudge_database",
     "probe_data_api",
     "probe_database",
     "probe_once",
+    "tls_required",
 ]
 
 SslSetting = ssl_module.SSLContext | bool | str | None
@@ -55,6 +59,8 @@ class DatabaseTarget:
         (``disable``, ``prefer``, ``require``, ``verify-ca``, ``verify-full``). aiomysql takes only
         contexts, so for MySQL ``True``/``require`` become a non-verifying context,
         ``verify-ca``/``verify-full`` a verifying one, and ``prefer``/``allow``/``disable`` no TLS.
+        When it requires TLS (:func:`tls_required`), a server that does not offer TLS gets no
+        password on either engine.
     :param conn_id: the Airflow connection id, for messages only.
     """
 
@@ -80,22 +86,29 @@ class DatabaseTarget:
         return self.password
 
 
+def tls_required(setting: SslSetting) -> bool:
+    """Return whether ``setting`` forbids a connection without TLS.
+
+    An ``SSLContext``, ``True`` and the sslmodes of ``SSL_MODES_REQUIRING_TLS`` do; ``None``,
+    ``False`` and the other sslmodes let the driver go on in clear text.
+
+    :param setting: a :class:`DatabaseTarget`'s ``ssl``.
+    """
+    return isinstance(setting, ssl_module.SSLContext) or setting is True or setting in SSL_MODES_REQUIRING_TLS
+
+
 _MYSQL_CONTEXTS: dict[bool, ssl_module.SSLContext] = {}
 
 
 def _mysql_ssl(setting: SslSetting) -> ssl_module.SSLContext | None:
     if isinstance(setting, ssl_module.SSLContext):
         return setting
-    if (
-        setting is None
-        or setting is False
-        or (setting in SSL_MODES and setting not in SSL_MODES_REQUIRING_TLS)
-    ):
-        return None
-    if setting is not True and setting not in SSL_MODES_REQUIRING_TLS:
+    if setting is not None and not isinstance(setting, bool) and setting not in SSL_MODES:
         raise InvalidParameterError(
             "ssl", setting, f"must be an SSLContext, a bool or one of {'/'.join(SSL_MODES)}"
         )
+    if not tls_required(setting):
+        return None
     verify = setting in SSL_MODES_VERIFYING
     # Built once per process: loading the CA store reads files, which should not repeat per probe.
     context = _MYSQL_CONTEXTS.get(verify)
@@ -106,6 +119,55 @@ def _mysql_ssl(setting: SslSetting) -> ssl_module.SSLContext | None:
             context.verify_mode = ssl_module.CERT_NONE
         _MYSQL_CONTEXTS[verify] = context
     return context
+
+
+@functools.cache
+def _mysql_connection_class() -> type[Any]:
+    """Return aiomysql's ``Connection`` made to check, before it authenticates, what it may send.
+
+    Built on first use so that importing the core never imports aiomysql.
+    """
+    import aiomysql
+    from pymysql.constants import CLIENT
+
+    class CheckedConnection(aiomysql.Connection):  # type: ignore[misc]
+        def __init__(self, *, label: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.label = label
+
+        async def _request_authentication(self) -> None:
+            # Runs after the server's greeting and before the client's first byte. aiomysql
+            # starts TLS only if the greeting offers it and otherwise sends the login anyway,
+            # in clear text when the server asks for mysql_clear_password (IAM logins do): a
+            # server, or anything in between, that leaves CLIENT_SSL out would receive it.
+            if self._ssl_context is not None and not self.server_capabilities & CLIENT.SSL:
+                raise DatabaseConfigurationError(
+                    f"the MySQL server of {self.label} did not offer TLS, but the connection asks "
+                    "for TLS (its ssl setting; IAM logins use TLS by default), so the password or "
+                    "token was not sent: check that the host is the cluster endpoint (Aurora always "
+                    "offers TLS), or enable TLS on the server"
+                )
+            plugin = self._client_auth_plugin or self._server_auth_plugin
+            sends_password = plugin == "mysql_clear_password" or (
+                plugin == "sha256_password" and self._ssl_context is not None
+            )
+            # Without CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA the first answer has a one-byte
+            # length; aiomysql would die in struct.pack on a longer one (an IAM token is).
+            if (
+                sends_password
+                and len(self._password) >= 255
+                and not self.server_capabilities & CLIENT.PLUGIN_AUTH_LENENC_CLIENT_DATA
+            ):
+                raise DatabaseConfigurationError(
+                    f"the MySQL server of {self.label} asks for {plugin} but cannot receive an "
+                    "answer longer than 254 bytes (it does not announce "
+                    "CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA), and the password or IAM token is "
+                    f"{len(self._password)} bytes long, so it was not sent: connect to the cluster "
+                    "endpoint directly, not through a proxy that leaves this capability out"
+                )
+            await super()._request_authentication()
+
+    return CheckedConnection
 
 
 async def _probe_postgresql(target: DatabaseTarget, password: str | None, connect_timeout: float) -> None:
@@ -129,11 +191,10 @@ async def _probe_postgresql(target: DatabaseTarget, password: str | None, connec
 
 
 async def _probe_mysql(target: DatabaseTarget, password: str | None, connect_timeout: float) -> None:
-    import aiomysql
-
     # Build the Connection ourselves (as aiomysql.connect does) so that a cancellation in the
     # middle of the handshake can still close its socket.
-    connection = aiomysql.Connection(
+    connection = _mysql_connection_class()(
+        label=target.describe(),
         host=target.host,
         port=target.port,
         user=target.user,
@@ -188,15 +249,24 @@ async def probe_data_api(
     await rds_data_client.execute_statement(**params)
 
 
+@dataclass(frozen=True)
+class DataApiTarget:
+    """What a Data API probe runs ``SELECT 1`` as.
+
+    :param secret_arn: the Secrets Manager secret with the login.
+    :param database: the database, if any.
+    """
+
+    secret_arn: str
+    database: str | None = None
+
+
 async def probe_once(
     snapshot: ClusterSnapshot,
+    target: DatabaseTarget | DataApiTarget,
     *,
-    probe: str,
     timeout: float,
-    target: DatabaseTarget | None = None,
     rds_data_client: Any = None,
-    data_api_secret_arn: str | None = None,
-    database: str | None = None,
     calls: RdsCalls | None = None,
 ) -> str | None:
     """One readiness attempt, ``SELECT 1`` over a real connection or over the Data API.
@@ -205,25 +275,22 @@ async def probe_once(
     through here, so both probes are bounded and counted the same way.
 
     :param snapshot: the cluster as described (its ARN for the Data API).
-    :param probe: ``connection`` or ``data-api``.
+    :param target: the database to connect to, or the Data API login.
     :param timeout: seconds the whole attempt may take.
-    :param target: the database, for ``connection``.
-    :param rds_data_client: an aiobotocore ``rds-data`` client, for ``data-api``.
-    :param data_api_secret_arn: the secret with the login, for ``data-api``.
-    :param database: the database, for ``data-api``.
+    :param rds_data_client: an aiobotocore ``rds-data`` client, for the Data API.
     :param calls: counts the ``ExecuteStatement`` calls.
     :returns: ``host:port`` that answered (the cluster endpoint for the Data API), if known.
     :raises TimeoutError: when the attempt took longer than ``timeout``.
     :raises Exception: the driver's or botocore's exception otherwise (classify it).
     """
-    if probe == "data-api":
+    if isinstance(target, DataApiTarget):
         if not snapshot.arn:
             raise ClusterDescriptionError(
                 f"DescribeDBClusters gave no DBClusterArn for {snapshot.identifier!r}; the Data API "
                 "probe needs it (use probe='connection')"
             )
-        if data_api_secret_arn is None or rds_data_client is None:
-            raise ValueError("a Data API probe needs data_api_secret_arn and an rds-data client")
+        if rds_data_client is None:
+            raise ValueError("a Data API probe needs an rds-data client")
         if calls is not None:
             calls.record("ExecuteStatement")
         try:
@@ -231,16 +298,14 @@ async def probe_once(
                 probe_data_api(
                     rds_data_client,
                     cluster_arn=snapshot.arn,
-                    secret_arn=data_api_secret_arn,
-                    database=database,
+                    secret_arn=target.secret_arn,
+                    database=target.database,
                 ),
                 timeout=timeout,
             )
         except asyncio.TimeoutError:
             raise TimeoutError(f"Data API call timed out after {timeout:.1f} s") from None
         return f"{snapshot.endpoint}:{snapshot.port}" if snapshot.endpoint else None
-    if target is None:
-        raise ValueError("a connection probe needs a database target")
     await probe_database(target, connect_timeout=timeout)
     return f"{target.host}:{target.port}"
 
@@ -262,9 +327,9 @@ async def nudge_database(target: DatabaseTarget, *, hold_seconds: float = 3.0) -
     except AuroraWakeError as exc:
         return f"connection attempt to {target.describe()} could not be made: {exc}"
     except Exception as exc:
-        # attempt=2: for a nudge any login answer (also 28000) means the server is up and answered.
+        # For a nudge any login answer (also 28000) means the server is up and answered.
         verdict = classify_error(
-            exc, where=target.engine, attempt=2, target=target.describe(), secrets=[target.password]
+            exc, where=target.engine, target=target.describe(), secrets=[target.password]
         )
         if isinstance(exc, TimeoutError):
             return (

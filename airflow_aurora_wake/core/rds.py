@@ -1,8 +1,16 @@
 """RDS calls over an aiobotocore client, with AWS errors mapped to core errors.
 
 Each function makes exactly one call and records it in an :class:`RdsCalls` counter. A
-failure that may pass (throttling, 5xx, network) is raised as :class:`TransientError` carrying
-its verdict; the caller decides how to back off (see :func:`retry_transient`).
+failure that may pass (throttling, 5xx, network, no answer in time) is raised as
+:class:`TransientError` carrying its verdict; the caller decides how to back off (see
+:func:`retry_transient`). Every call takes the same parameters besides its own:
+
+- ``client``: an aiobotocore RDS client;
+- ``identifier``: the cluster identifier;
+- ``region_name``: the region, for messages;
+- ``calls``: the counter to record the call in;
+- ``timeout``: seconds the call may take (``None``: botocore's own timeouts, which can hold a
+  call for minutes against an endpoint that never answers).
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypedDict, TypeVar, Unpack
 
 from airflow_aurora_wake.core.cluster import ClusterSnapshot, classify_cluster
 from airflow_aurora_wake.core.errors import (
@@ -25,6 +33,8 @@ from airflow_aurora_wake.core.errors import (
 from airflow_aurora_wake.core.retry import AWS_RETRY, THROTTLE_RETRY, RetryPolicy
 
 __all__ = [
+    "AWS_CALL_TIMEOUT",
+    "CallOptions",
     "RdsCalls",
     "describe_cluster",
     "modify_current_capacity",
@@ -33,6 +43,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: The longest one AWS call may take inside a wait (and less when the deadline is nearer): a
+#: call cut short is retried like any network failure, so a black-holed endpoint cannot hold a
+#: wait, a worker slot or the CLI past its deadline.
+AWS_CALL_TIMEOUT = 20.0
 
 
 class RdsCalls:
@@ -61,6 +76,21 @@ class RdsCalls:
         return f"RdsCalls({self.by_action!r})"
 
 
+async def _bounded(call: Awaitable[T], timeout: float | None) -> T:
+    """Await one AWS call for at most ``timeout`` seconds.
+
+    botocore's own timeouts (60 s per read, several attempts) can hold a call for minutes
+    against an endpoint that accepts and never answers; the caller's deadline decides instead.
+    A call cut short is a ``TimeoutError``, which is transient.
+    """
+    if timeout is None:
+        return await call
+    try:
+        return await asyncio.wait_for(call, timeout=max(timeout, 0.001))
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"no answer within {timeout:.1f} s") from None
+
+
 def _raise_mapped(
     exc: Exception, *, action: str, identifier: str, region_name: str | None, seen: bool = False
 ) -> NoReturn:
@@ -76,28 +106,32 @@ def _raise_mapped(
     ) from exc
 
 
+class CallOptions(TypedDict, total=False):
+    """The keyword parameters every call here takes besides its own (see the module's docstring)."""
+
+    region_name: str | None
+    calls: RdsCalls | None
+    timeout: float | None
+
+
 async def describe_cluster(
-    client: Any,
-    identifier: str,
-    *,
-    region_name: str | None = None,
-    calls: RdsCalls | None = None,
-    seen: bool = False,
+    client: Any, identifier: str, *, seen: bool = False, **options: Unpack[CallOptions]
 ) -> ClusterSnapshot:
     """Describe one cluster.
 
-    :param client: an aiobotocore RDS client.
-    :param identifier: the cluster identifier.
-    :param region_name: the region, for messages.
-    :param calls: counter to record the call in.
+    ``client``, ``identifier``, ``region_name``, ``calls`` and ``timeout``: see the module's docstring.
+
     :param seen: True once the cluster was seen: "not found" then means it was deleted.
     :raises ClusterNotFoundError: unknown identifier (or ``ClusterDeletedError`` when ``seen``).
     :raises TransientError: throttling, 5xx or network trouble.
     """
+    region_name = options.get("region_name")
+    calls = options.get("calls")
     if calls is not None:
         calls.record("DescribeDBClusters")
     try:
-        response = await client.describe_db_clusters(DBClusterIdentifier=identifier)
+        request = client.describe_db_clusters(DBClusterIdentifier=identifier)
+        response = await _bounded(request, options.get("timeout"))
     except Exception as exc:
         _raise_mapped(
             exc, action="DescribeDBClusters", identifier=identifier, region_name=region_name, seen=seen
@@ -128,59 +162,49 @@ async def modify_current_capacity(
     capacity: int,
     seconds_before_timeout: int,
     timeout_action: str,
-    region_name: str | None = None,
-    calls: RdsCalls | None = None,
+    **options: Unpack[CallOptions],
 ) -> bool:
     """Ask a Serverless v1 cluster to scale to ``capacity`` (this resumes a paused cluster).
 
-    :param client: an aiobotocore RDS client.
-    :param identifier: the cluster identifier.
+    ``client``, ``identifier``, ``region_name``, ``calls`` and ``timeout`` are those of every call
+    here (see the module's docstring).
+
     :param capacity: the capacity in ACUs.
     :param seconds_before_timeout: ``SecondsBeforeTimeout`` (10..600).
     :param timeout_action: ``RollbackCapacityChange`` or ``ForceApplyCapacityChange``.
-    :param region_name: the region, for messages.
-    :param calls: counter to record the call in.
     :returns: True when accepted; False on ``InvalidDBClusterStateFault``, which means a scaling
         or resume is already under way (UNCONFIRMED which): a success for a waker.
     """
-    if calls is not None:
-        calls.record("ModifyCurrentDBClusterCapacity")
-    try:
-        await client.modify_current_db_cluster_capacity(
-            DBClusterIdentifier=identifier,
-            Capacity=capacity,
-            SecondsBeforeTimeout=seconds_before_timeout,
-            TimeoutAction=timeout_action,
-        )
-    except Exception as exc:
-        if aws_error_code(exc) == "InvalidDBClusterStateFault":
-            return False
-        _raise_mapped(
-            exc, action="ModifyCurrentDBClusterCapacity", identifier=identifier, region_name=region_name
-        )
-    return True
+    request = client.modify_current_db_cluster_capacity(
+        DBClusterIdentifier=identifier,
+        Capacity=capacity,
+        SecondsBeforeTimeout=seconds_before_timeout,
+        TimeoutAction=timeout_action,
+    )
+    return await _wake_request("ModifyCurrentDBClusterCapacity", request, identifier, options)
 
 
-async def start_cluster(
-    client: Any, identifier: str, *, region_name: str | None = None, calls: RdsCalls | None = None
-) -> bool:
-    """Start a stopped cluster.
+async def start_cluster(client: Any, identifier: str, **options: Unpack[CallOptions]) -> bool:
+    """Start a stopped cluster (parameters: see the module's docstring).
 
-    :param client: an aiobotocore RDS client.
-    :param identifier: the cluster identifier.
-    :param region_name: the region, for messages.
-    :param calls: counter to record the call in.
     :returns: True when accepted; False on ``InvalidDBClusterStateFault`` (already starting or
         available): a success for a waker.
     """
+    request = client.start_db_cluster(DBClusterIdentifier=identifier)
+    return await _wake_request("StartDBCluster", request, identifier, options)
+
+
+async def _wake_request(action: str, request: Awaitable[Any], identifier: str, options: CallOptions) -> bool:
+    """Send one wake request; ``InvalidDBClusterStateFault`` (already under way) is a success."""
+    calls = options.get("calls")
     if calls is not None:
-        calls.record("StartDBCluster")
+        calls.record(action)
     try:
-        await client.start_db_cluster(DBClusterIdentifier=identifier)
+        await _bounded(request, options.get("timeout"))
     except Exception as exc:
         if aws_error_code(exc) == "InvalidDBClusterStateFault":
             return False
-        _raise_mapped(exc, action="StartDBCluster", identifier=identifier, region_name=region_name)
+        _raise_mapped(exc, action=action, identifier=identifier, region_name=options.get("region_name"))
     return True
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from airflow_aurora_wake.core.cluster import ClusterSnapshot
 from airflow_aurora_wake.core.engines import DEFAULT_PORTS, EngineFamily
 from airflow_aurora_wake.core.errors import DatabaseConfigurationError
-from airflow_aurora_wake.core.probes import DatabaseTarget, SslSetting
+from airflow_aurora_wake.core.probes import DatabaseTarget, SslSetting, tls_required
 
 __all__ = [
     "LoginSettings",
@@ -23,6 +23,7 @@ __all__ = [
     "build_target",
     "check_engine",
     "hide_presigned_signatures",
+    "iam_tls",
     "iam_token_provider",
 ]
 
@@ -71,7 +72,8 @@ def build_target(
     :param snapshot: the cluster as described.
     :param sign_token: makes IAM tokens; required when ``settings.iam``.
     :raises DatabaseConfigurationError: the engine cannot be probed or does not match the
-        settings, or no host or user is known.
+        settings, no host or user is known, or IAM is asked for with a TLS setting that allows
+        clear text.
     """
     family = check_engine(snapshot, settings.engine, settings.origin)
     host = settings.host or snapshot.endpoint
@@ -98,8 +100,32 @@ def build_target(
         database=settings.database,
         password=None if settings.iam else settings.password,
         password_provider=password_provider,
-        ssl=settings.ssl,
+        ssl=iam_tls(settings, family) if settings.iam else settings.ssl,
         conn_id=settings.conn_id,
+    )
+
+
+def iam_tls(settings: LoginSettings, family: EngineFamily) -> SslSetting:
+    """Return the TLS setting of an IAM login: TLS by default, never one that allows clear text.
+
+    AWS refuses IAM logins without TLS, and a token sent without it is exposed (MySQL sends it
+    as plain text with ``mysql_clear_password``). ``require`` makes asyncpg refuse a server that
+    declines TLS; for MySQL ``True`` is a non-verifying context, which the probe never lets go
+    without TLS.
+
+    :param settings: the login settings (``iam`` set).
+    :param family: the engine family.
+    :raises DatabaseConfigurationError: naming the setting and the fix.
+    """
+    if settings.ssl is None:
+        return "require" if family == "postgresql" else True
+    if tls_required(settings.ssl):
+        return settings.ssl
+    fix = "sslmode to require, verify-ca or verify-full" if family == "postgresql" else "ssl to true or a CA"
+    raise DatabaseConfigurationError(
+        f"{settings.origin} uses IAM authentication with the TLS setting {settings.ssl!r}, which "
+        "lets the token travel without TLS, and AWS refuses IAM logins without TLS: remove the "
+        f"setting (IAM logins use TLS by default) or set {fix}"
     )
 
 

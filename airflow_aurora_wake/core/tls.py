@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from airflow_aurora_wake.core.engines import SSL_MODES, EngineFamily
+from airflow_aurora_wake.core.engines import SSL_MODES, SSL_MODES_REQUIRING_TLS, EngineFamily
 from airflow_aurora_wake.core.errors import DatabaseConfigurationError
 from airflow_aurora_wake.core.probes import SslSetting
 
@@ -68,7 +68,7 @@ async def _postgres_ssl(options: Mapping[str, Any], origin: str) -> ssl.SSLConte
             f"use one of {', '.join(SSL_MODES)}."
         )
     rootcert, cert, key = options.get("sslrootcert"), options.get("sslcert"), options.get("sslkey")
-    if mode in ("disable", "allow", "prefer") or not (rootcert or cert):
+    if mode not in SSL_MODES_REQUIRING_TLS or not (rootcert or cert):
         # asyncpg understands libpq's sslmode names itself.
         return mode
 

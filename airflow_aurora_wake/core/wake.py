@@ -23,7 +23,7 @@ from airflow_aurora_wake.core.errors import (
     aws_error_code,
     raise_if_fatal,
 )
-from airflow_aurora_wake.core.probes import DatabaseTarget, nudge_database, probe_once
+from airflow_aurora_wake.core.probes import DataApiTarget, DatabaseTarget, nudge_database, probe_once
 from airflow_aurora_wake.core.rds import (
     RdsCalls,
     describe_cluster,
@@ -268,6 +268,7 @@ def plan_wake(snapshot: ClusterSnapshot, options: WakeOptions) -> WakePlan:
 async def _send(
     plan: WakePlan,
     with_retries: _Retrying,
+    time_left: Callable[[], float],
     *,
     rds_client: Any,
     rds_data_client: Any,
@@ -282,6 +283,20 @@ async def _send(
     if plan.action is WakeAction.MODIFY_CAPACITY:
         assert plan.capacity is not None
         capacity = plan.capacity
+        # The plan's describe may be stale by now (under load, seconds): another run's request or
+        # a connection may have woken the cluster, and a capacity request to an awake, scaled-up
+        # cluster would scale it down. Ask only if it is still at capacity 0 right now.
+        current = await with_retries(
+            lambda: describe_cluster(
+                rds_client, name, region_name=region_name, calls=calls, timeout=time_left()
+            )
+        )
+        scaling = current.status.strip().lower() == "scaling-capacity"
+        if current.category is not StatusCategory.AVAILABLE or current.capacity != 0 or scaling:
+            return WakeAction.ALREADY_WAKING, (
+                f"cluster {name} is {current.status} at capacity {current.capacity}: woken meanwhile, "
+                "no capacity request sent"
+            )
         accepted = await with_retries(
             lambda: modify_current_capacity(
                 rds_client,
@@ -291,6 +306,7 @@ async def _send(
                 timeout_action=plan.options.timeout_action,
                 region_name=region_name,
                 calls=calls,
+                timeout=time_left(),
             )
         )
         if not accepted:
@@ -298,7 +314,7 @@ async def _send(
             return WakeAction.ALREADY_WAKING, detail
     elif plan.action is WakeAction.START:
         accepted = await with_retries(
-            lambda: start_cluster(rds_client, name, region_name=region_name, calls=calls)
+            lambda: start_cluster(rds_client, name, region_name=region_name, calls=calls, timeout=time_left())
         )
         if not accepted:
             detail = f"cluster {name} is already starting (InvalidDBClusterStateFault from StartDBCluster)"
@@ -313,10 +329,8 @@ async def _send(
             raise InvalidParameterError(
                 "rds_data_client", None, "a Data API nudge needs an rds-data client from the adapter"
             )
-        return (
-            plan.action,
-            f"{plan.detail}: {await _data_api_nudge(plan, rds_data_client, calls, with_retries)}",
-        )
+        outcome = await _data_api_nudge(plan, rds_data_client, calls, with_retries, time_left)
+        return plan.action, f"{plan.detail}: {outcome}"
     return plan.action, plan.detail
 
 
@@ -325,6 +339,7 @@ async def _data_api_nudge(
     rds_data_client: Any,
     calls: RdsCalls,
     with_retries: _Retrying,
+    time_left: Callable[[], float],
 ) -> str:
     snapshot = plan.snapshot
     secret_arn = plan.options.data_api_secret_arn
@@ -334,11 +349,9 @@ async def _data_api_nudge(
         try:
             await probe_once(
                 snapshot,
-                probe="data-api",
-                timeout=DATA_API_NUDGE_TIMEOUT,
+                DataApiTarget(secret_arn, plan.options.database),
+                timeout=min(DATA_API_NUDGE_TIMEOUT, time_left()),
                 rds_data_client=rds_data_client,
-                data_api_secret_arn=secret_arn,
-                database=plan.options.database,
                 calls=calls,
             )
         except Exception as exc:
@@ -376,7 +389,9 @@ async def wake_cluster(
     :param rds_data_client: an aiobotocore ``rds-data`` client (for a Data API nudge).
     :param region_name: the region, for messages.
     :param calls: counter for AWS calls.
-    :param retry_seconds: how long to retry throttling and 5xx answers.
+    :param retry_seconds: the wake's budget: every AWS call is bounded by what is left of it, and
+        throttling, 5xx and network failures are retried within it. The wake returns within it,
+        plus ``options.nudge_hold_seconds`` for a connection nudge.
     :param clock: the wall clock.
     :param rng: random source for backoff jitter.
     :param sleep: the sleep coroutine.
@@ -390,8 +405,15 @@ async def wake_cluster(
     async def with_retries(operation: Callable[[], Awaitable[T]]) -> T:
         return await retry_transient(operation, deadline=deadline, clock=clock, rng=rng, sleep=sleep)
 
+    def time_left() -> float:
+        # Every call is bounded by what is left of retry_seconds: the wake returns in time
+        # even when the endpoint accepts and never answers.
+        return max(0.0, deadline - clock())
+
     snapshot = await with_retries(
-        lambda: describe_cluster(rds_client, db_cluster_identifier, region_name=region_name, calls=calls)
+        lambda: describe_cluster(
+            rds_client, db_cluster_identifier, region_name=region_name, calls=calls, timeout=time_left()
+        )
     )
     if nudge_target is not None:
         options = replace(options, nudge_target=await nudge_target(snapshot))
@@ -400,6 +422,7 @@ async def wake_cluster(
     action, detail = await _send(
         plan,
         with_retries,
+        time_left,
         rds_client=rds_client,
         rds_data_client=rds_data_client,
         region_name=region_name,

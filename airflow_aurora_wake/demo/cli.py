@@ -6,7 +6,8 @@ What it does, in order:
    (``airflow-aurora-wake[demo]``), the SQL provider of each engine, and a real database server
    per engine (the emulated clusters are proxies in front of it). PostgreSQL defaults to
    ``postgresql://postgres@127.0.0.1:5432/test`` and MySQL to ``mysql://root@127.0.0.1:3306/test``;
-   MySQL is included only when that server answers (or ``--mysql-dsn`` is given). Nothing
+   MySQL is included only when that server answers (or ``--mysql-dsn`` is given). Passwords
+   come from ``PGPASSWORD`` / ``MYSQL_PWD`` or ``--password-env VAR``, never from a DSN. Nothing
    usable: a message saying what to give, exit status 2;
 2. starts the emulator in this process with a paused Serverless v2 cluster per engine
    (``demo-pg``, ``demo-mysql``) (:mod:`~airflow_aurora_wake.demo.sandbox`);
@@ -110,6 +111,13 @@ def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DSN",
         help=f"the MySQL/MariaDB server behind a second cluster, {MYSQL.dsn_form} (default: "
         f"{MYSQL.default_dsn}, used only when it answers)",
+    )
+    parser.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help=f"environment variable holding the password of the server(s) given with {POSTGRES.flag} "
+        f"or {MYSQL.flag} (default: {POSTGRES.password_env} for PostgreSQL, {MYSQL.password_env} for "
+        "MySQL); never put it in the DSN",
     )
     parser.add_argument("--no-postgres", action="store_true", help="leave PostgreSQL out")
     parser.add_argument("--no-mysql", action="store_true", help="leave MySQL out")

@@ -1,7 +1,9 @@
 """Which engines the demo runs: check the dependencies, parse and try each server, and undo after.
 
 PostgreSQL is the demo's main engine: missing it is an error unless it is left out. MySQL is an
-extra, tried only when its server answers, unless its DSN is given.
+extra, tried only when its server answers, unless its DSN is given. A server's password comes
+from the environment, never from a DSN on the command line (it would show in ``ps`` and in the
+shell's history): ``PGPASSWORD`` / ``MYSQL_PWD``, or the variable ``--password-env`` names.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import importlib.util
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_aurora_wake.core.dsn import parse_dsn
-from airflow_aurora_wake.core.engines import DEFAULT_PORTS, EngineFamily
-from airflow_aurora_wake.core.errors import AuroraWakeError, safe_error_text
+from airflow_aurora_wake.core.engines import DEFAULT_PORTS, PASSWORD_ENV, EngineFamily
+from airflow_aurora_wake.core.errors import AuroraWakeError, redact_dsn, safe_error_text
 from airflow_aurora_wake.core.probes import DatabaseTarget
 from airflow_aurora_wake.demo.example_dag import DAG_FILE, TABLE
 from airflow_aurora_wake.demo.progress import Progress
@@ -36,6 +39,7 @@ class DemoEngine:
     :param dsn_form: The DSN form that option takes.
     :param default_dsn: The server tried when the option is not given.
     :param default_user: The login when the DSN names none.
+    :param password_env: The environment variable its clients read the password from.
     :param provider: The Airflow provider the example DAG's SQL steps need.
     :param install: How to install that provider.
     :param cluster: The emulated cluster's identifier.
@@ -50,6 +54,7 @@ class DemoEngine:
     dsn_form: str
     default_dsn: str
     default_user: str
+    password_env: str
     provider: str
     install: str
     cluster: str
@@ -62,9 +67,10 @@ POSTGRES = DemoEngine(
     label="postgresql",
     name="PostgreSQL",
     flag="--postgres-dsn",
-    dsn_form="postgresql://USER:PASSWORD@HOST:PORT/DATABASE",
+    dsn_form="postgresql://USER@HOST:PORT/DATABASE",
     default_dsn="postgresql://postgres@127.0.0.1:5432/test",
     default_user="postgres",
+    password_env=PASSWORD_ENV["postgresql"],
     provider="apache-airflow-providers-postgres",
     install="pip install 'airflow-aurora-wake[postgres]'",
     cluster="demo-pg",
@@ -76,9 +82,10 @@ MYSQL = DemoEngine(
     label="mysql",
     name="MySQL",
     flag="--mysql-dsn",
-    dsn_form="mysql://USER:PASSWORD@HOST:PORT/DATABASE",
+    dsn_form="mysql://USER@HOST:PORT/DATABASE",
     default_dsn="mysql://root@127.0.0.1:3306/test",
     default_user="root",
+    password_env=PASSWORD_ENV["mysql"],
     provider="apache-airflow-providers-mysql",
     install="pip install 'airflow-aurora-wake[mysql]' (mysqlclient compiles against the MySQL client "
     "headers: on Debian/Ubuntu apt-get install -y pkg-config libmariadb-dev)",
@@ -117,17 +124,25 @@ class EngineSetup:
         return self.server.describe()
 
 
-def parse_server(value: str, kind: DemoEngine) -> DatabaseTarget:
+def parse_server(value: str, kind: DemoEngine, password: str | None = None) -> DatabaseTarget:
     """The server a DSN names, with the defaults filled in.
 
-    :param value: The DSN.
+    :param value: The DSN, without a password.
     :param kind: The engine it must be.
-    :raises DemoSetupError: When it is not a DSN of that engine naming a database.
+    :param password: The password (from the environment: see :func:`server_password`).
+    :raises DemoSetupError: When it is not a DSN of that engine naming a database, or it holds
+        a password.
     """
     try:
         dsn = parse_dsn(value, kind.flag)
     except AuroraWakeError as exc:
         raise DemoSetupError(f"{kind.flag}: {exc}") from None
+    if dsn.password is not None:
+        raise DemoSetupError(
+            f"{kind.flag} {redact_dsn(value)}: do not put the password in the DSN (it shows in ps and "
+            f"in the shell's history): put it in the environment, in {kind.password_env} or in a "
+            f"variable named with --password-env VAR, and give {kind.dsn_form}"
+        )
     if dsn.engine != kind.label:
         raise DemoSetupError(f"{kind.flag} needs a {kind.label} DSN: {kind.dsn_form}")
     server = DatabaseTarget(
@@ -136,7 +151,7 @@ def parse_server(value: str, kind: DemoEngine) -> DatabaseTarget:
         host=dsn.host or "127.0.0.1",
         port=dsn.port or DEFAULT_PORTS[dsn.engine],
         database=dsn.database,
-        password=dsn.password,
+        password=password,
     )
     if not server.database:
         raise DemoSetupError(
@@ -144,6 +159,39 @@ def parse_server(value: str, kind: DemoEngine) -> DatabaseTarget:
             f"give {kind.dsn_form}"
         )
     return server
+
+
+def check_password_env(args: argparse.Namespace) -> None:
+    """Refuse a ``--password-env`` that names an unset variable, or no server to apply to.
+
+    :param args: The parsed command line.
+    :raises DemoSetupError: Saying what to give instead.
+    """
+    name = args.password_env
+    if name is None:
+        return
+    if args.postgres_dsn is None and args.mysql_dsn is None:
+        raise DemoSetupError(
+            f"--password-env {name}: it gives the password of the server named with "
+            f"{POSTGRES.flag} or {MYSQL.flag}; give one, or put the password of the default "
+            f"server in {POSTGRES.password_env} or {MYSQL.password_env}"
+        )
+    if name not in os.environ:
+        raise DemoSetupError(f"--password-env {name}: that environment variable is not set")
+
+
+def server_password(kind: DemoEngine, given: str | None, password_env: str | None) -> str | None:
+    """The password of an engine's server, from the environment.
+
+    ``--password-env VAR`` applies to the servers named with a DSN option; the others, and
+    those without ``--password-env``, use the engine's own variable, as its clients do.
+
+    :param kind: The engine.
+    :param given: Its DSN option's value (``None``: the default server).
+    :param password_env: ``--password-env``'s value.
+    """
+    name = password_env if password_env is not None and given is not None else kind.password_env
+    return os.environ.get(name) or None
 
 
 def _distribution_installed(name: str) -> bool:
@@ -159,7 +207,9 @@ def _needs_message(problems: Sequence[str]) -> str:
         "The demo needs a real PostgreSQL or MySQL/MariaDB server: each emulated Aurora cluster is "
         "a proxy in front of one, and the example DAG creates a table in it.",
         *(f"  - {problem}" for problem in problems),
-        "Give the server with a DSN (the user must log in over TCP and be allowed to create a table):",
+        "Give the server with a DSN (the user must log in over TCP and be allowed to create a table),",
+        f"and its password in {POSTGRES.password_env} or {MYSQL.password_env} (or a variable named "
+        "with --password-env VAR):",
         f"  airflow-aurora-wake demo {POSTGRES.flag} {POSTGRES.dsn_form}",
         f"  airflow-aurora-wake demo {MYSQL.flag} {MYSQL.dsn_form}",
         "For example, a throwaway PostgreSQL in Docker:",
@@ -194,12 +244,25 @@ def select_engines(args: argparse.Namespace, progress: Progress) -> list[EngineS
     ]
     if not candidates:
         raise DemoSetupError("--no-postgres and --no-mysql leave nothing to run.")
+    check_password_env(args)
+    # Every DSN is read before any server is tried: a mistake in one is not hidden behind a wait.
+    servers = [
+        (
+            kind,
+            given,
+            parse_server(
+                given if given is not None else kind.default_dsn,
+                kind,
+                server_password(kind, given, args.password_env),
+            ),
+        )
+        for kind, given in candidates
+    ]
     selected: list[EngineSetup] = []
     problems: list[str] = []
     fatal: list[str] = []
-    for kind, given in candidates:
+    for kind, given, server in servers:
         required = given is not None or kind is POSTGRES
-        server = parse_server(given if given is not None else kind.default_dsn, kind)
         if not _distribution_installed(kind.provider):
             if required:
                 fatal.append(f"{kind.name}: the example DAG's SQL steps need {kind.provider}: {kind.install}")

@@ -61,7 +61,7 @@ def check_server(server: DatabaseTarget) -> tuple[bool, str | None]:
         asyncio.run(probe_database(server, connect_timeout=PROBE_TIMEOUT))
     except Exception as exc:
         verdict = classify_error(
-            exc, where=server.engine, attempt=2, target=server.describe(), secrets=[server.password]
+            exc, where=server.engine, target=server.describe(), secrets=[server.password]
         )
         if verdict.retry:
             return False, f"nothing answers at {server.host}:{server.port} ({verdict.reason})"

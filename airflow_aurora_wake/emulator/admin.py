@@ -66,6 +66,11 @@ class AdminRoutes:
                 emulator.delete(identifier)
             elif verb == "timings":
                 emulator.set_timings(identifier, emulator.timings_of(identifier).merged(payload))
+            elif verb == "resume-answers":
+                unknown = sorted(set(payload) - {"resume_answer", "data_api_resume_answer"})
+                if unknown:
+                    raise ValueError(f"unknown field(s) {unknown}: use resume_answer, data_api_resume_answer")
+                emulator.set_resume_answers(identifier, **payload)
             else:
                 return json_response({"error": f"unknown cluster action {verb!r}"}, 404)
         elif method != "GET" or verbs:

@@ -23,7 +23,7 @@ from airflow_aurora_wake.core.engines import TIMEOUT_ACTIONS, V1_CAPACITIES
 from airflow_aurora_wake.emulator import motoglue
 from airflow_aurora_wake.emulator.counters import CallCounters
 from airflow_aurora_wake.emulator.dataapi import Statement, StatementError, StatementResult
-from airflow_aurora_wake.emulator.faults import FaultInjector
+from airflow_aurora_wake.emulator.faults import FaultInjector, data_api_resume_answer
 from airflow_aurora_wake.emulator.lifecycle import CONNECTABLE_PHASES
 from airflow_aurora_wake.emulator.model import ClusterModel, EmulatedStateError, Phase
 from airflow_aurora_wake.emulator.wire import (
@@ -301,11 +301,10 @@ class AwsEndpointApp:
             model.request_resume("data-api")
             phase = model.advance()
         if phase is Phase.RESUMING:
-            return json_error(
-                "DatabaseResumingException",
-                f"The Aurora DB instance {model.identifier}-instance-1 is resuming after being auto-paused. "
-                "Please wait a few seconds and try again.",
-                400,
+            with model.lock:
+                model.counters.data_api_resume_answers += 1
+            return data_api_resume_answer(
+                model.data_api_resume_answer, model.identifier, str(request.get("secretArn") or "")
             )
         if phase not in CONNECTABLE_PHASES:
             return json_error(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +50,8 @@ class EmulatorBackend:
         self._lock = threading.RLock()
         self._models: dict[str, ClusterModel] = {}
         self._proxies: dict[str, ClusterProxy] = {}
+        #: The TLS the database endpoints offer (the emulator sets it when it starts).
+        self.server_tls: ssl.SSLContext | None = None
 
     # -- finding ----------------------------------------------------------------------------
 
@@ -153,7 +156,7 @@ class EmulatorBackend:
                 spec, spec.timings or self.default_timings, arn=arn, port=port, host=self.host
             )
             bind(model)
-            proxy = ClusterProxy(model, lambda: self.injector.faults)
+            proxy = ClusterProxy(model, lambda: self.injector.faults, self.server_tls)
             proxy.attach_placeholder(placeholder)
         except BaseException:
             placeholder.close()

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 from airflow_aurora_wake.emulator.config import (
     AFTER_RESUME_ERRORS,
     AURORA_ENGINES,
+    DATA_API_RESUME_ANSWERS,
     ENGINES,
     KINDS,
+    RESUME_ANSWERS,
     ClusterSpec,
     Faults,
     Timings,
@@ -46,7 +48,7 @@ _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, 
 CLUSTER_SYNTAX = (
     "NAME[:KIND[:ENGINE]][,upstream=DSN][,state=paused|available|stopped][,data-api=true|false]"
     "[,iam-auth=true|false][,min-capacity=N][,max-capacity=N][,seconds-until-auto-pause=N]"
-    "[,region=R][,port=N]"
+    "[,region=R][,port=N][,resume-answer=A][,data-api-resume-answer=A]"
 )
 
 
@@ -93,6 +95,8 @@ def parse_cluster(value: str) -> dict[str, Any]:
         try:
             if key in ("upstream", "state", "region"):
                 spec[key] = raw
+            elif key in ("resume-answer", "data-api-resume-answer"):
+                spec[key.replace("-", "_")] = raw
             elif key in ("data-api", "iam-auth"):
                 if raw.lower() not in _BOOLEANS:
                     raise fail(f"{key} must be true or false, got {raw!r}")
@@ -230,6 +234,20 @@ def add_emulator_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="reset connections that arrive while a cluster resumes instead of holding them",
     )
+    parser.add_argument(
+        "--resume-answer",
+        choices=RESUME_ANSWERS,
+        default=None,
+        help="what a connection attempt gets while a cluster resumes, for every cluster without its "
+        "own resume-answer= (default: hold; pg-hba-refusal is PostgreSQL only)",
+    )
+    parser.add_argument(
+        "--data-api-resume-answer",
+        choices=DATA_API_RESUME_ANSWERS,
+        default=None,
+        help="what an rds-data call gets while a cluster resumes, for every cluster without its own "
+        "data-api-resume-answer= (default: resuming, i.e. DatabaseResumingException)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the throttling random generator")
     parser.add_argument(
         "--log-level",
@@ -293,14 +311,28 @@ def run_emulator(args: argparse.Namespace) -> int:
         reset_during_resume=args.reset_during_resume,
         seed=args.seed,
     )
+    answers = {
+        name: value
+        for name, value in (
+            ("resume_answer", args.resume_answer),
+            ("data_api_resume_answer", args.data_api_resume_answer),
+        )
+        if value is not None
+    }
     specs = []
     for raw in args.cluster or [parse_cluster(DEFAULT_CLUSTER)]:
         values = {
             "region": args.region,
             "seconds_until_auto_pause": int(args.seconds_until_auto_pause),
+            **answers,
             **raw,
         }
-        specs.append(ClusterSpec(**values))
+        try:
+            specs.append(ClusterSpec(**values))
+        except ValueError as exc:
+            # A flag that applies to every cluster can clash with one (pg-hba-refusal on MySQL).
+            print(f"airflow-aurora-wake emulator: {exc}", file=sys.stderr)
+            return 2
 
     stop = threading.Event()
 
@@ -316,6 +348,7 @@ def run_emulator(args: argparse.Namespace) -> int:
             ready = {
                 "endpoint_url": emu.endpoint_url,
                 "region": emu.region,
+                "ca_file": emu.ca_file,
                 "clusters": [
                     {
                         "identifier": ep.identifier,

@@ -21,6 +21,18 @@ AURORA_ENGINES: Mapping[EngineFamily, str] = {"postgresql": "aurora-postgresql",
 ENGINES = tuple(AURORA_ENGINES.values())
 INITIAL_STATES = ("paused", "available", "stopped")
 AFTER_RESUME_ERRORS = ("starting-up", "too-many-connections")
+#: What a connection attempt gets while its cluster resumes (``ClusterSpec.resume_answer``):
+#: held until the resume ends (the documented behaviour), or one of the answers users report.
+RESUME_ANSWERS = ("hold", "eof", "reset", "starting-up", "pg-hba-refusal", "lost-connection")
+#: What an rds-data call gets while its cluster resumes (``ClusterSpec.data_api_resume_answer``).
+DATA_API_RESUME_ANSWERS = (
+    "resuming",
+    "communications-link",
+    "starting-up",
+    "statement-timeout",
+    "unavailable",
+    "secrets-timeout",
+)
 
 #: The local server each engine family's clusters front unless a spec names an upstream.
 DEFAULT_UPSTREAMS: Mapping[str, str] = {
@@ -157,6 +169,10 @@ class ClusterSpec:
     :param seconds_until_auto_pause: idle time before an automatic pause.
     :param timings: per-cluster override of the emulator's timings.
     :param port: fixed port of the database endpoint (default: an ephemeral port).
+    :param resume_answer: what a connection attempt gets while the cluster resumes, one of
+        :data:`RESUME_ANSWERS` (``"hold"``: held until the resume ends).
+    :param data_api_resume_answer: what an rds-data call gets while the cluster resumes, one of
+        :data:`DATA_API_RESUME_ANSWERS` (``"resuming"``: ``DatabaseResumingException``).
     """
 
     identifier: str
@@ -172,6 +188,8 @@ class ClusterSpec:
     seconds_until_auto_pause: int = 300
     timings: Timings | None = None
     port: int | None = None
+    resume_answer: str = "hold"
+    data_api_resume_answer: str = "resuming"
 
     def __post_init__(self) -> None:
         if not self.identifier or not isinstance(self.identifier, str):
@@ -211,6 +229,7 @@ class ClusterSpec:
                 f"cluster {self.identifier!r}: Aurora Serverless v1 clusters cannot be stopped; "
                 "use state='paused' or state='available'"
             )
+        check_resume_answers(self.identifier, self.family, self.resume_answer, self.data_api_resume_answer)
         if self.kind == "serverless-v1":
             valid = V1_CAPACITIES[self.family]
             for name, value in (("min_capacity", low), ("max_capacity", high)):
@@ -262,6 +281,35 @@ class ClusterSpec:
         if isinstance(timings, Mapping):
             values["timings"] = Timings().merged(timings)
         return cls(**values)
+
+
+def check_resume_answers(
+    identifier: str, family: EngineFamily, resume_answer: str, data_api_resume_answer: str
+) -> None:
+    """Refuse a resume answer that is unknown, or that the cluster's engine cannot give.
+
+    :param identifier: the cluster (named in the message).
+    :param family: its engine family.
+    :param resume_answer: see :attr:`ClusterSpec.resume_answer`.
+    :param data_api_resume_answer: see :attr:`ClusterSpec.data_api_resume_answer`.
+    :raises ValueError: naming the value and the accepted ones.
+    """
+    if resume_answer not in RESUME_ANSWERS:
+        raise ValueError(
+            f"cluster {identifier!r}: resume_answer must be one of {', '.join(RESUME_ANSWERS)}; "
+            f"got {resume_answer!r}"
+        )
+    if resume_answer == "pg-hba-refusal" and family != "postgresql":
+        # A pg_hba.conf refusal is PostgreSQL's own answer; MySQL has no counterpart.
+        raise ValueError(
+            f"cluster {identifier!r}: resume_answer 'pg-hba-refusal' is a PostgreSQL answer; "
+            "for a MySQL cluster use eof, reset, starting-up or lost-connection"
+        )
+    if data_api_resume_answer not in DATA_API_RESUME_ANSWERS:
+        raise ValueError(
+            f"cluster {identifier!r}: data_api_resume_answer must be one of "
+            f"{', '.join(DATA_API_RESUME_ANSWERS)}; got {data_api_resume_answer!r}"
+        )
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ class ClusterCounters:
     connections_abandoned: int = 0
     connections_reset: int = 0
     connections_failed_by_fault: int = 0
+    resume_answers: int = 0
+    data_api_resume_answers: int = 0
     data_api_calls: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -29,6 +31,8 @@ class ClusterCounters:
             "connections_abandoned": self.connections_abandoned,
             "connections_reset": self.connections_reset,
             "connections_failed_by_fault": self.connections_failed_by_fault,
+            "resume_answers": self.resume_answers,
+            "data_api_resume_answers": self.data_api_resume_answers,
             "data_api_calls": self.data_api_calls,
         }
 
@@ -41,6 +45,8 @@ PER_CLUSTER = (
     "connections_abandoned",
     "connections_reset",
     "connections_failed_by_fault",
+    "resume_answers",
+    "data_api_resume_answers",
 )
 
 

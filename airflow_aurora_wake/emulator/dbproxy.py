@@ -4,7 +4,12 @@ While the cluster is paused, an arriving connection starts a resume and is *held
 bytes are buffered here, the upstream is not opened yet, and (because MySQL's server speaks
 first) a MySQL client simply waits for its greeting. When the resume completes, the held
 connection is spliced to the upstream. A client whose connect timeout is shorter than the
-resume gives up on its own, which is what Aurora's clients see.
+resume gives up on its own, which is what Aurora's clients see. A cluster can answer otherwise
+while it resumes (``ClusterSpec.resume_answer``: EOF, reset, 57P03, 28000, lost connection; see
+:mod:`.dbanswers`).
+
+Like Aurora's, the endpoint offers TLS; it terminates it (:mod:`.dbtls`) and talks plaintext to
+the upstream. A PostgreSQL client's TLS handshake runs while the cluster resumes.
 
 While the cluster is stopping, stopped, starting or deleted, the listening socket is closed
 so connections are refused. A bound, non-listening "placeholder" socket keeps the port
@@ -15,51 +20,19 @@ bound, non-listening socket that also has it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
-import struct
+import ssl
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from airflow_aurora_wake.emulator import dbanswers, dbtls
 from airflow_aurora_wake.emulator.config import Faults, Upstream, parse_upstream
 from airflow_aurora_wake.emulator.lifecycle import CONNECTABLE_PHASES, LISTENING_PHASES, Phase
 from airflow_aurora_wake.emulator.model import ClusterModel
 
 log = logging.getLogger(__name__)
-
-PG_STARTING_UP = ("57P03", "the database system is starting up")
-PG_TOO_MANY = ("53300", "sorry, too many clients already")
-PG_SSL_REQUEST = 80877103
-PG_GSSENC_REQUEST = 80877104
-MYSQL_TOO_MANY = (1040, "08004", "Too many connections")
-
-
-def pg_error_response(sqlstate: str, message: str) -> bytes:
-    """A PostgreSQL ``ErrorResponse`` message with severity FATAL.
-
-    :param sqlstate: the five-character SQLSTATE.
-    :param message: the primary message.
-    """
-    fields = b"".join(
-        code + value.encode() + b"\x00"
-        for code, value in ((b"S", "FATAL"), (b"V", "FATAL"), (b"C", sqlstate), (b"M", message))
-    )
-    body = fields + b"\x00"
-    return b"E" + struct.pack("!I", len(body) + 4) + body
-
-
-def mysql_err_packet(code: int, sqlstate: str, message: str, sequence: int = 0) -> bytes:
-    """A MySQL ``ERR`` packet (with the SQL state marker).
-
-    :param code: the MySQL error number.
-    :param sqlstate: the five-character SQL state.
-    :param message: the message.
-    :param sequence: the packet sequence id (0 when sent instead of the greeting).
-    """
-    payload = b"\xff" + struct.pack("<H", code) + b"#" + sqlstate.encode() + message.encode()
-    return struct.pack("<I", len(payload))[:3] + bytes([sequence]) + payload
 
 
 class _Pipe(asyncio.Protocol):
@@ -124,7 +97,7 @@ class _Pipe(asyncio.Protocol):
         if self.buffer:
             peer.write(b"".join(self.buffer))
             self.buffer.clear()
-        if self.eof:
+        if self.eof or self.closed.done():
             peer.close()
 
 
@@ -133,11 +106,15 @@ class ClusterProxy:
 
     :param model: the cluster's model.
     :param faults: returns the emulator's active faults.
+    :param tls: the server side of the TLS the endpoint offers (``None``: it offers none).
     """
 
-    def __init__(self, model: ClusterModel, faults: Callable[[], Faults]) -> None:
+    def __init__(
+        self, model: ClusterModel, faults: Callable[[], Faults], tls: ssl.SSLContext | None = None
+    ) -> None:
         self.model = model
         self._faults = faults
+        self._tls = tls
         self.upstream: Upstream = parse_upstream(model.spec.upstream_dsn)
         self._placeholder: socket.socket | None = None
         self._server: asyncio.Server | None = None
@@ -269,36 +246,63 @@ class ClusterProxy:
         model.record_attempt()
         if model.advance() is Phase.PAUSED:
             model.request_resume("connection")
+        # A PostgreSQL client asks for TLS before anything else and waits for the answer: it
+        # gets it while the cluster resumes, and is then held inside TLS.
+        tls: asyncio.Future[bool] | None = None
+        if self._tls is not None and self.upstream.engine == "postgresql":
+            tls = asyncio.ensure_future(dbtls.accept_postgresql_tls(client, self._tls))
+        try:
+            if not await self._hold(client, tls):
+                return
+            if tls is not None and (not await tls or client.closed.done()):
+                with model.lock:
+                    model.counters.connections_abandoned += 1
+                return
+        finally:
+            if tls is not None and not tls.done():
+                tls.cancel()
+        faults = self._faults()
+        if model.in_fault_window(faults):
+            with model.lock:
+                model.counters.connections_failed_by_fault += 1
+            await dbanswers.send_fault(client, self.upstream.engine, faults.after_resume_error or "")
+            return
+        await self._splice(client)
+
+    async def _hold(self, client: _Pipe, tls: asyncio.Future[bool] | None) -> bool:
+        """Hold the client until the cluster is connectable; ``False``: it is gone, or got the
+        cluster's resume answer instead."""
+        model = self.model
         while True:
             if client.closed.done():
                 with model.lock:
                     model.counters.connections_abandoned += 1
-                return
+                return False
             phase = model.advance()
             if phase in CONNECTABLE_PHASES:
-                break
+                return True
             if phase is Phase.PAUSED:
                 # Paused again while we waited (admin): this attempt wakes it again.
                 model.request_resume("connection")
                 continue
             if phase is Phase.RESUMING:
-                if self._faults().reset_during_resume:
-                    self._reset(client)
-                    with model.lock:
+                # The emulator-wide fault wins over the cluster's own answer.
+                by_fault = self._faults().reset_during_resume
+                answer = "reset" if by_fault else model.resume_answer
+                if answer == "hold":
+                    await self._wait_change(client)
+                    continue
+                # Counted before the client can see the answer, so an observer never misses it.
+                with model.lock:
+                    if answer == "reset":
                         model.counters.connections_reset += 1
-                    return
-                await self._wait_change(client)
-                continue
+                    if not by_fault:
+                        model.counters.resume_answers += 1
+                await dbanswers.answer_while_resuming(client, self.upstream.engine, answer, tls)
+                return False
             # Stopping, stopped, starting, deleted: refuse what was accepted in the race.
-            self._reset(client)
-            return
-        faults = self._faults()
-        if model.in_fault_window(faults):
-            with model.lock:
-                model.counters.connections_failed_by_fault += 1
-            await self._send_fault(client, faults.after_resume_error or "")
-            return
-        await self._splice(client)
+            dbanswers.reset(client)
+            return False
 
     async def _splice(self, client: _Pipe) -> None:
         model = self.model
@@ -320,12 +324,23 @@ class ClusterProxy:
                 self.upstream.port,
                 exc,
             )
-            self._reset(client)
+            dbanswers.reset(client)
             return
-        if client.closed.done() or client.transport is None:
+        logged_in = True
+        if self._tls is not None and self.upstream.engine == "mysql":
+            # The greeting is the upstream's: TLS is offered, and the login relayed, on the way.
+            try:
+                logged_in = await dbtls.mysql_login(client, upstream_pipe, transport, self._tls)
+            except BaseException:
+                transport.close()
+                raise
+        if not logged_in or client.closed.done() or client.transport is None:
             transport.close()
-            with model.lock:
-                model.counters.connections_abandoned += 1
+            if client.transport is not None:
+                client.transport.close()
+            if client.closed.done() or client.eof:
+                with model.lock:
+                    model.counters.connections_abandoned += 1
             return
         # Both directions: upstream bytes go to the client, buffered client bytes go upstream.
         upstream_pipe.splice(client.transport)
@@ -337,68 +352,6 @@ class ClusterProxy:
             if not transport.is_closing():
                 transport.close()
             model.connection_closed()
-
-    async def _send_fault(self, client: _Pipe, kind: str) -> None:
-        transport = client.transport
-        if transport is None:
-            return
-        if self.upstream.engine == "postgresql":
-            sqlstate, message = PG_STARTING_UP if kind == "starting-up" else PG_TOO_MANY
-            # Speak just enough protocol: decline SSL/GSS, read the startup packet, answer FATAL.
-            packet = await self._read_pg_packet(client)
-            while (
-                packet is not None
-                and len(packet) >= 8
-                and struct.unpack("!I", packet[4:8])[0]
-                in (
-                    PG_SSL_REQUEST,
-                    PG_GSSENC_REQUEST,
-                )
-            ):
-                transport.write(b"N")
-                packet = await self._read_pg_packet(client)
-            if packet is not None:
-                transport.write(pg_error_response(sqlstate, message))
-            transport.close()
-            return
-        if kind == "too-many-connections":
-            code, state, message = MYSQL_TOO_MANY
-            transport.write(mysql_err_packet(code, state, message))
-            transport.close()
-            return
-        # MySQL has no "starting up" error before the greeting: the server drops the
-        # connection, which clients report as "Lost connection" (2013).
-        transport.close()
-
-    async def _read_pg_packet(self, client: _Pipe, timeout: float = 10.0) -> bytes | None:
-        deadline = time.monotonic() + timeout
-        while True:
-            data = b"".join(client.buffer)
-            if len(data) >= 4:
-                length = struct.unpack("!I", data[:4])[0]
-                if len(data) >= length:
-                    client.buffer[:] = [data[length:]] if len(data) > length else []
-                    return data[:length]
-            remaining = deadline - time.monotonic()
-            if client.closed.done() or client.eof or remaining <= 0:
-                return None
-            client.arrived.clear()
-            try:
-                await asyncio.wait_for(client.arrived.wait(), remaining)
-            except asyncio.TimeoutError:
-                return None
-
-    @staticmethod
-    def _reset(client: _Pipe) -> None:
-        transport = client.transport
-        if transport is None:
-            return
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # SO_LINGER 0: close() sends RST, so the client sees "connection reset".
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
 
     async def aclose(self) -> None:
         """Close the listener, every connection and the placeholder socket."""

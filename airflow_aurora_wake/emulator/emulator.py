@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -20,6 +22,7 @@ from airflow_aurora_wake.emulator import motoglue
 from airflow_aurora_wake.emulator.admin import AdminRoutes
 from airflow_aurora_wake.emulator.awsapp import AwsEndpointApp
 from airflow_aurora_wake.emulator.backend import EmulatorBackend
+from airflow_aurora_wake.emulator.certs import EndpointCertificates, create_certificates
 from airflow_aurora_wake.emulator.config import ClusterEndpoint, ClusterSpec, Faults, TimelineEvent, Timings
 from airflow_aurora_wake.emulator.eventloop import THREAD_TIMEOUT, LoopThread
 from airflow_aurora_wake.emulator.model import Phase
@@ -80,6 +83,8 @@ class AuroraEmulator:
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self._started = False
+        self._tempdir: str | None = None
+        self._certificates: EndpointCertificates | None = None
 
     @property
     def timings(self) -> Timings:
@@ -110,6 +115,9 @@ class AuroraEmulator:
             return self
         self._started = True
         try:
+            self._tempdir = tempfile.mkdtemp(prefix="aurora-emulator-")
+            self._certificates = create_certificates(self._tempdir, hosts=(self.host,))
+            self._backend.server_tls = self._certificates.server_context()
             self._loop.start(THREAD_TIMEOUT)
             self._start_server()
             for spec in self._initial:
@@ -156,6 +164,10 @@ class AuroraEmulator:
                 motoglue.forget_account(self.account_id)
             except Exception:
                 log.exception("could not reset moto's backends of account %s", self.account_id)
+        if self._tempdir is not None:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+            self._tempdir = None
+            self._certificates = None
         self._started = False
 
     def _start_server(self) -> None:
@@ -194,6 +206,19 @@ class AuroraEmulator:
             raise RuntimeError("the emulator is not running; call start() or use it as a context manager")
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    @property
+    def ca_file(self) -> str:
+        """PEM file of the CA that signed the database endpoints' TLS certificate.
+
+        The endpoints offer TLS like Aurora's; verify them with it, e.g. libpq's
+        ``sslmode=verify-full sslrootcert=<ca_file>`` or ``ssl.create_default_context(cafile=...)``.
+        The certificate names 127.0.0.1, ``localhost`` and ``::1``. The file lives in the
+        emulator's temporary directory until :meth:`shutdown`.
+        """
+        if self._certificates is None:
+            raise RuntimeError("the emulator is not running; call start() or use it as a context manager")
+        return self._certificates.ca_file
 
     def aws_env(self) -> dict[str, str]:
         """Environment variables that point AWS SDKs and the AWS CLI at the emulator."""
@@ -332,6 +357,18 @@ class AuroraEmulator:
         :param timings: the new timings.
         """
         self._backend.get_cluster(identifier).set_timings(timings)
+
+    def set_resume_answers(
+        self, identifier: str, resume_answer: str | None = None, data_api_resume_answer: str | None = None
+    ) -> None:
+        """Change what a cluster answers while it resumes (``None``: keep that one).
+
+        :param identifier: the cluster identifier.
+        :param resume_answer: for connection attempts, see :attr:`ClusterSpec.resume_answer`.
+        :param data_api_resume_answer: for rds-data calls, see :attr:`ClusterSpec.data_api_resume_answer`.
+        :raises ValueError: for an unknown answer, or one the cluster's engine cannot give.
+        """
+        self._backend.get_cluster(identifier).set_resume_answers(resume_answer, data_api_resume_answer)
 
     def timings_of(self, identifier: str) -> Timings:
         """A cluster's timings.

@@ -19,6 +19,47 @@ _SERVER_ERRORS = {
     503: ("ServiceUnavailable", "Service is unavailable. Please try again later."),
 }
 
+#: ``ClusterSpec.data_api_resume_answer`` -> rds-data error code, HTTP status (botocore's model)
+#: and message ({instance} and {secret} are filled in). Users report each while a cluster resumes.
+_DATA_API_RESUME_ANSWERS = {
+    "resuming": (
+        "DatabaseResumingException",
+        400,
+        "The Aurora DB instance {instance} is resuming after being auto-paused. "
+        "Please wait a few seconds and try again.",
+    ),
+    # Serverless v1's classic answer while it scales up from 0 ACU (the MySQL JDBC driver's text).
+    "communications-link": (
+        "BadRequestException",
+        400,
+        "Communications link failure\n\nThe last packet sent successfully to the server was 0 "
+        "milliseconds ago. The driver has not received any packets from the server.",
+    ),
+    "starting-up": (
+        "DatabaseErrorException",
+        400,
+        "Database error code: 0. Message: FATAL: the database system is starting up",
+    ),
+    "statement-timeout": ("StatementTimeoutException", 400, "Request timed out"),
+    "unavailable": ("DatabaseUnavailableException", 504, "The writer instance {instance} isn't available."),
+    "secrets-timeout": (
+        "SecretsErrorException",
+        400,
+        "Error fetching secret {secret} : Secrets Manager request timed out",
+    ),
+}
+
+
+def data_api_resume_answer(answer: str, identifier: str, secret_arn: str) -> Response:
+    """The rds-data error a resuming cluster answers (``ClusterSpec.data_api_resume_answer``).
+
+    :param answer: one of ``config.DATA_API_RESUME_ANSWERS``.
+    :param identifier: the cluster.
+    :param secret_arn: the request's ``secretArn`` (named by the secrets time-out).
+    """
+    code, status, message = _DATA_API_RESUME_ANSWERS[answer]
+    return json_error(code, message.format(instance=f"{identifier}-instance-1", secret=secret_arn), status)
+
 
 class FaultInjector:
     """The faults in force, and the decision for each call; thread-safe.

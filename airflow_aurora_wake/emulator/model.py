@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from airflow_aurora_wake.core.errors import redact
-from airflow_aurora_wake.emulator.config import ClusterSpec, TimelineEvent, Timings
+from airflow_aurora_wake.emulator.config import ClusterSpec, TimelineEvent, Timings, check_resume_answers
 from airflow_aurora_wake.emulator.counters import ClusterCounters
 from airflow_aurora_wake.emulator.lifecycle import ClusterLifecycle, Phase
 
@@ -55,6 +55,10 @@ class ClusterModel(ClusterLifecycle):
         self.host = host
         #: Guarded by ``lock``.
         self.counters = ClusterCounters()
+        #: What connection attempts and rds-data calls get while the cluster resumes (the spec's,
+        #: until :meth:`set_resume_answers`).
+        self.resume_answer = spec.resume_answer
+        self.data_api_resume_answer = spec.data_api_resume_answer
         #: Called (outside the lock) after every change that may need a side effect.
         self.on_change: Callable[[ClusterModel], None] | None = None
         #: Called before the state is reported to a client, so that a lazily applied
@@ -226,6 +230,24 @@ class ClusterModel(ClusterLifecycle):
         with self.lock:
             self.timings = timings
 
+    def set_resume_answers(
+        self, resume_answer: str | None = None, data_api_resume_answer: str | None = None
+    ) -> None:
+        """Change what arrives while the cluster resumes (attempts already answered keep theirs).
+
+        :param resume_answer: see :attr:`ClusterSpec.resume_answer` (``None``: unchanged).
+        :param data_api_resume_answer: see :attr:`ClusterSpec.data_api_resume_answer`
+            (``None``: unchanged).
+        :raises ValueError: for an unknown answer, or one the engine cannot give.
+        """
+        with self.lock:
+            answer = self.resume_answer if resume_answer is None else resume_answer
+            data_api = data_api_resume_answer
+            if data_api is None:
+                data_api = self.data_api_resume_answer
+            check_resume_answers(self.identifier, self.spec.family, answer, data_api)
+            self.resume_answer, self.data_api_resume_answer = answer, data_api
+
     def update_v2_scaling(
         self,
         min_capacity: float | None,
@@ -320,6 +342,8 @@ class ClusterModel(ClusterLifecycle):
                 "next_transition_at": self._next_due(),
                 "open_connections": self.open_connections,
                 "timings": dict(self.timings.__dict__),
+                "resume_answer": self.resume_answer,
+                "data_api_resume_answer": self.data_api_resume_answer,
                 "timeline": [event.as_dict() for event in self.timeline],
                 "counters": self.counters.as_dict(),
             }

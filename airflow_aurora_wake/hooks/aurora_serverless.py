@@ -55,6 +55,52 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+def aws_settings_key(
+    aws_conn_id: str | None,
+    region_name: str | None,
+    verify: bool | str | None,
+    botocore_config: dict[str, Any] | None,
+) -> tuple[str | None, str | None, bool | str | None, str]:
+    """A hashable key of every setting that changes how a client talks to AWS.
+
+    What may share an aiobotocore client (:meth:`AuroraServerlessHook._client`) or a poller (the
+    trigger's ``share_key``): two waits that differ in TLS verification or retries must not.
+    ``botocore_config`` is a dict, so it enters as canonical JSON.
+
+    :param aws_conn_id: The AWS connection id.
+    :param region_name: The region given (``None``: the connection's).
+    :param verify: ``verify`` as given to the hook.
+    :param botocore_config: ``botocore_config`` as given to the hook.
+    """
+    config = json.dumps(botocore_config, sort_keys=True, default=str)
+    return (aws_conn_id, region_name, verify, config)
+
+
+def _aws_connection_fault(conn_id: str, connection: Connection | None) -> str | None:
+    """What makes the AWS connection ``conn_id`` unusable, or ``None`` when it may be used.
+
+    The Amazon provider falls back to the default boto3 credentials, with only a warning, when
+    an AWS connection does not exist: a typo then acts, or signs IAM tokens, with other
+    credentials. Only the conventional default ``aws_default`` keeps that fallback, since many
+    deployments rely on it without defining the connection.
+
+    :param conn_id: The AWS connection id.
+    :param connection: The connection found, ``None`` when none has that id.
+    """
+    if connection is None:
+        if conn_id == AuroraServerlessHook.default_conn_name:
+            return None
+        return (
+            "no Airflow connection with this id exists: create an AWS connection with this id "
+            f"(or an AIRFLOW_CONN_{conn_id.upper()} environment variable, set for the worker and "
+            "the triggerer)"
+        )
+    conn_type = (connection.conn_type or "aws").lower()
+    if conn_type != "aws":
+        return f"connection {conn_id!r} has type {conn_type!r}, not 'aws'"
+    return None
+
+
 def _connection_not_found(conn_id: str) -> InvalidParameterError:
     return InvalidParameterError(
         "conn_id",
@@ -115,6 +161,7 @@ class AuroraServerlessHook(BaseHook):
         self._aws_hooks: dict[tuple[str | None, str], AwsBaseHook] = {}
         self._connection: Connection | None = None
         self._extra: dict[str, Any] | None = None
+        self._token_conn_checked: str | None = None
 
     # ------------------------------------------------------------------ AWS
     def aws_hook(self, client_type: str, aws_conn_id: str | None = None) -> AwsBaseHook:
@@ -145,13 +192,7 @@ class AuroraServerlessHook(BaseHook):
         would stall the triggerer's loop and grow its memory with the number of clusters.
         """
         conn = self.aws_conn_id if aws_conn_id is None else aws_conn_id
-        key = (
-            client_type,
-            conn,
-            self.region_name,
-            self.verify,
-            json.dumps(self.botocore_config, sort_keys=True, default=str),
-        )
+        key = (client_type, *aws_settings_key(conn, self.region_name, self.verify, self.botocore_config))
         hook = self.aws_hook(client_type, aws_conn_id)
 
         async def create() -> Any:
@@ -222,10 +263,8 @@ class AuroraServerlessHook(BaseHook):
     def check_aws_connection(self) -> None:
         """Fail at once, synchronously, when ``aws_conn_id`` names a missing or non-AWS connection.
 
-        The Amazon provider falls back to the default boto3 credentials, with a warning, when the
-        AWS connection does not exist; a typo then acts with other credentials (and usually ends
-        in a misleading "cluster not found"). Only the conventional default ``aws_default`` keeps
-        that fallback, since many deployments rely on it without defining the connection.
+        A typo would otherwise act with the default boto3 credentials (and usually end in a
+        misleading "cluster not found"); only ``aws_default`` may be missing.
 
         :raises InvalidParameterError: When the connection does not exist (other than
             ``aws_default``), or is not an ``aws`` connection.
@@ -234,25 +273,55 @@ class AuroraServerlessHook(BaseHook):
         if conn_id is None:
             return
         try:
-            connection = self.get_connection(conn_id)
+            connection: Connection | None = self.get_connection(conn_id)
         except AirflowNotFoundException:
-            if conn_id == self.default_conn_name:
-                return
-            raise InvalidParameterError(
-                "aws_conn_id",
-                conn_id,
-                "no Airflow connection with this id exists: create an AWS connection with this id "
-                f"(or an AIRFLOW_CONN_{conn_id.upper()} environment variable, set for the worker and "
-                "the triggerer), or pass aws_conn_id=None to use the default boto3 credentials",
-            ) from None
-        conn_type = (connection.conn_type or "aws").lower()
-        if conn_type != "aws":
-            raise InvalidParameterError(
-                "aws_conn_id",
-                conn_id,
-                f"connection {conn_id!r} has type {conn_type!r}, not 'aws': point aws_conn_id at an "
-                "Amazon Web Services connection (the database connection goes in conn_id)",
+            connection = None
+        fault = _aws_connection_fault(conn_id, connection)
+        if fault is None:
+            return
+        remedy = (
+            "or pass aws_conn_id=None to use the default boto3 credentials"
+            if connection is None
+            else "point aws_conn_id at an Amazon Web Services connection (the database connection "
+            "goes in conn_id)"
+        )
+        raise InvalidParameterError("aws_conn_id", conn_id, f"{fault}: {remedy}")
+
+    async def _token_aws_conn_id(self, extra: dict[str, Any], origin: str) -> str | None:
+        """The AWS connection named by a database connection's ``aws_conn_id`` extra, checked.
+
+        Checked once per hook, before any IAM token is signed, with the same rule as
+        :meth:`check_aws_connection`, and without blocking the event loop.
+
+        :param extra: The database connection's extra.
+        :param origin: The database connection, as messages name it.
+        :returns: The id, or ``None`` (no such extra: tokens are signed with ``aws_conn_id``).
+        :raises DatabaseConfigurationError: When it is not an id, names no connection (other
+            than ``aws_default``) or a connection that is not an ``aws`` one.
+        """
+        conn_id = extra.get("aws_conn_id")
+        if conn_id is None or conn_id == self._token_conn_checked:
+            return conn_id
+        signer = f"aws_conn_id {self.aws_conn_id!r}" if self.aws_conn_id else "the default boto3 credentials"
+        instead = f"remove aws_conn_id from the extra to sign IAM tokens with {signer}"
+        if not isinstance(conn_id, str) or not conn_id or conn_id != conn_id.strip():
+            raise DatabaseConfigurationError(
+                f"{origin} has extra aws_conn_id={conn_id!r}, which is not a connection id: give the "
+                f"id of the AWS connection that signs its IAM tokens, or {instead}"
             )
+        try:
+            connection: Connection | None = await get_async_connection(conn_id)
+        except AirflowNotFoundException:
+            connection = None
+        fault = _aws_connection_fault(conn_id, connection)
+        if fault is not None:
+            remedy = "" if connection is None else ": point it at an Amazon Web Services connection"
+            raise DatabaseConfigurationError(
+                f"{origin} has extra aws_conn_id={conn_id!r} to sign its IAM tokens, but {fault}"
+                f"{remedy}, or {instead}"
+            )
+        self._token_conn_checked = conn_id
+        return conn_id
 
     async def database_target(self, snapshot: ClusterSnapshot) -> DatabaseTarget:
         """Build the core's database target for a cluster (core ``WaitResources``).
@@ -261,7 +330,8 @@ class AuroraServerlessHook(BaseHook):
             empty connection host and port.
         :raises InvalidParameterError: ``conn_id`` unset or unknown.
         :raises DatabaseConfigurationError: Connection type does not match the cluster's engine,
-            no host anywhere, or an invalid TLS/IAM extra.
+            no host anywhere, an invalid TLS/IAM extra, or an ``aws_conn_id`` extra (with
+            ``iam``) that names no AWS connection.
         """
         connection, extra = await self.aget_database_connection()
         conn_id = str(self.conn_id)
@@ -274,7 +344,8 @@ class AuroraServerlessHook(BaseHook):
                 f"{snapshot.identifier!r} runs {snapshot.engine!r}: point conn_id at a database connection"
             )
         iam = option_bool(extra.get("iam", False), name="iam", origin=origin)
-        token_aws_conn_id = extra.get("aws_conn_id")
+        # Only IAM logins sign with it; without "iam" the extra is the SQL providers' business.
+        token_aws_conn_id = await self._token_aws_conn_id(extra, origin) if iam else None
 
         async def sign_token(host: str, port: int, user: str) -> str:
             async with self._client("rds", token_aws_conn_id) as client:

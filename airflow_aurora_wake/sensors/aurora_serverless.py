@@ -19,7 +19,7 @@ from airflow_aurora_wake.compat import (
 )
 from airflow_aurora_wake.core import errors as core_errors
 from airflow_aurora_wake.core.cluster import StatusCategory
-from airflow_aurora_wake.core.errors import AuroraWakeError, InvalidParameterError
+from airflow_aurora_wake.core.errors import GRACE_WINDOWS, AuroraWakeError, InvalidParameterError
 from airflow_aurora_wake.core.validation import validate_bool, validate_positive_seconds
 from airflow_aurora_wake.core.wait import WaitRequest, check_ready_once
 from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook, run_sync
@@ -27,7 +27,7 @@ from airflow_aurora_wake.triggers.aurora_serverless import AuroraServerlessReady
 from airflow_aurora_wake.utils.mixins import AuroraHookMixin, ReadyWaitMixin
 from airflow_aurora_wake.utils.task_parameters import reject_none_text, task_values, validate_conn_id
 
-#: Seconds the check before deferring may spend on one connection attempt (see ``execute``).
+#: Seconds the check before deferring may hold the worker slot, all calls included (see ``execute``).
 FIRST_CHECK_CONNECT_TIMEOUT = 5.0
 
 _CONN_ID_FIX = (
@@ -158,6 +158,9 @@ class AuroraServerlessReadySensor(AuroraHookMixin, ReadyWaitMixin, BaseSensorOpe
         # The status in which a poke saw the cluster up (poke mode keeps it between pokes): a
         # cluster stopped after that fails at once instead of after stopped_grace.
         self._seen_up: str | None = None
+        # When a poke first got an answer tolerated for a grace window (a login refusal a
+        # resuming cluster also gives, a host name that does not resolve yet), per window.
+        self._grace_since: dict[str, float] = {}
         # Fail the DAG's parse rather than the run.
         self._core_request(at_parse_time=True)
 
@@ -205,7 +208,11 @@ class AuroraServerlessReadySensor(AuroraHookMixin, ReadyWaitMixin, BaseSensorOpe
         first_check = dataclasses.replace(
             request, connect_timeout=min(request.connect_timeout, FIRST_CHECK_CONNECT_TIMEOUT)
         )
-        outcome = run_sync(check_ready_once(first_check, hook, waiting_since=started, attempt=1))
+        outcome = run_sync(
+            check_ready_once(
+                first_check, hook, waiting_since=started, attempt=1, budget=FIRST_CHECK_CONNECT_TIMEOUT
+            )
+        )
         if outcome.report is not None:
             self.log.info("%s: no deferral needed.", outcome.detail)
             return outcome.report.as_xcom()
@@ -234,14 +241,23 @@ class AuroraServerlessReadySensor(AuroraHookMixin, ReadyWaitMixin, BaseSensorOpe
                 waiting_since=self._poke_started,
                 attempt=self._pokes,
                 seen_up=self._seen_up,
+                grace_since=self._grace_since or self._reschedule_grace(),
             )
         )
+        self._grace_since = outcome.grace_since
         if outcome.snapshot is not None and outcome.snapshot.category is not StatusCategory.STOPPED:
             self._seen_up = outcome.snapshot.status
         self.log.info("%s.", outcome.detail)
         if outcome.report is not None:
             return PokeReturnValue(is_done=True, xcom_value=outcome.report.as_xcom())
         return False
+
+    def _reschedule_grace(self) -> dict[str, float]:
+        """In ``mode="reschedule"`` each poke is a new instance that cannot remember when a
+        tolerated answer first came, so grace windows count from the task's first try instead."""
+        if not self.reschedule or self._poke_started is None:
+            return {}
+        return dict.fromkeys(GRACE_WINDOWS, self._poke_started)
 
     def _first_poke_time(self, context: Context) -> float:
         """When this wait began: the first reschedule in ``mode="reschedule"``, else now.

@@ -8,7 +8,7 @@ from typing import Any
 from airflow_aurora_wake.compat import BaseTrigger, TriggerEvent
 from airflow_aurora_wake.core.errors import AuroraWakeError, ReadyTimeoutError, safe_error_text
 from airflow_aurora_wake.core.wait import WaitRequest, wait_until_ready
-from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook
+from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook, aws_settings_key
 from airflow_aurora_wake.utils.mixins import AuroraHookMixin, ReadyWaitMixin
 
 
@@ -127,11 +127,14 @@ class AuroraServerlessReadyTrigger(AuroraHookMixin, ReadyWaitMixin, BaseTrigger)
 
     @property
     def share_key(self) -> Hashable:
-        """Key under which waits in one triggerer share a describe-and-probe loop."""
+        """Key under which waits in one triggerer share a describe-and-probe loop (and its clients).
+
+        Every setting that changes how the loop talks to AWS is in it, ``verify`` and
+        ``botocore_config`` too: a wait must never ride on another's TLS or retry settings.
+        """
         return (
             self.db_cluster_identifier,
-            self.region_name,
-            self.aws_conn_id,
+            *aws_settings_key(self.aws_conn_id, self.region_name, self.verify, self.botocore_config),
             self.conn_id,
             self.probe,
             self.database,

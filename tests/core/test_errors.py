@@ -14,6 +14,8 @@ from botocore.exceptions import EndpointConnectionError, NoCredentialsError, NoR
 from core_fakes import aws_error, data_api_error
 
 from airflow_aurora_wake.core.errors import (
+    LOGIN_REFUSAL_WINDOW,
+    NAME_NOT_FOUND_GRACE,
     AwsApiError,
     AwsCredentialsError,
     AwsPermissionError,
@@ -118,6 +120,29 @@ def test_database_resuming_is_retried() -> None:
     assert "resuming" in verdict.reason
 
 
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("BadRequestException", "Communications link failure\n\nThe last packet sent successfully..."),
+        ("DatabaseErrorException", "FATAL: the database system is starting up"),
+        ("StatementTimeoutException", "Request timed out"),
+        ("DatabaseUnavailableException", "The database is unavailable"),
+        ("SecretsErrorException", "Fetching the secret timed out"),
+    ],
+    ids=["v1-communications-link", "starting-up", "statement-timeout", "unavailable", "secret-timeout"],
+)
+def test_data_api_answers_a_resume_causes_are_retried(code: str, message: str) -> None:
+    verdict = classify_error(data_api_error(code, message, status=400), where="rds-data", cluster="sales")
+    assert verdict.retry and not verdict.throttled, verdict
+
+
+def test_data_api_database_not_found_means_the_cluster_has_no_instance() -> None:
+    exc = data_api_error("DatabaseNotFoundException", "Database not found", status=404)
+    verdict = classify_error(exc, where="rds-data", cluster="sales")
+    assert not verdict.retry and isinstance(verdict.error, ClusterStateError)
+    assert "no DB instance" in str(verdict.error) and "database name" not in str(verdict.error)
+
+
 def test_data_api_not_enabled_says_what_to_do() -> None:
     exc = data_api_error("HttpEndpointNotEnabledException", "HttpEndpoint is not enabled for cluster sales")
     verdict = classify_error(exc, where="rds-data", cluster="sales")
@@ -150,18 +175,46 @@ async def _pg_error(postgres_server: object, **overrides: str) -> BaseException:
     return caught.value
 
 
-async def test_pg_nonexistent_role_28000_is_retried_once_then_fatal(postgres_server: object) -> None:
+async def test_pg_nonexistent_role_28000_is_fatal_at_once(postgres_server: object) -> None:
     exc = await _pg_error(postgres_server, user="aurora_wake_no_such_role")
     assert isinstance(exc, asyncpg.PostgresError) and exc.sqlstate == "28000"
-    first = classify_error(
-        exc, where="postgresql", attempt=1, target="postgresql://aurora_wake_no_such_role@db/test"
+    # Also on a cluster that may be paused: only the pg_hba answer is what a resume looks like.
+    verdict = classify_error(
+        exc, where="postgresql", may_be_paused=True, target="postgresql://aurora_wake_no_such_role@db/test"
     )
-    assert first.retry
-    second = classify_error(
-        exc, where="postgresql", attempt=2, target="postgresql://aurora_wake_no_such_role@db/test"
+    assert not verdict.retry and isinstance(verdict.error, DatabaseAuthenticationError)
+    assert "so it is awake" in str(verdict.error) and "aurora_wake_no_such_role@db" in str(verdict.error)
+
+
+@pytest.mark.parametrize(
+    ("may_be_paused", "refused_for", "retry"),
+    [
+        (True, 0.0, True),
+        (True, LOGIN_REFUSAL_WINDOW - 1, True),
+        (True, LOGIN_REFUSAL_WINDOW, False),
+        (False, 0.0, False),
+    ],
+    ids=["paused-first", "paused-within-window", "paused-window-spent", "cannot-pause"],
+)
+def test_pg_hba_28000_is_waited_out_only_while_a_resume_can_explain_it(
+    may_be_paused: bool, refused_for: float, retry: bool
+) -> None:
+    exc = asyncpg.exceptions.InvalidAuthorizationSpecificationError(
+        'no pg_hba.conf entry for host "10.0.0.7", user "app", database "app", SSL encryption'
     )
-    assert not second.retry and isinstance(second.error, DatabaseAuthenticationError)
-    assert "so it is awake" in str(second.error) and "aurora_wake_no_such_role@db" in str(second.error)
+    verdict = classify_error(
+        exc,
+        where="postgresql",
+        may_be_paused=may_be_paused,
+        grace_spent={"login-refused": refused_for},
+        target="t",
+    )
+    assert verdict.retry is retry
+    assert (verdict.grace == "login-refused") is retry
+    if not retry:
+        assert isinstance(verdict.error, DatabaseAuthenticationError)
+    if may_be_paused and not retry:
+        assert "Two causes" in str(verdict.error)
 
 
 async def test_pg_unknown_database_3d000(postgres_server: object) -> None:
@@ -177,9 +230,7 @@ async def test_pg_unknown_database_3d000(postgres_server: object) -> None:
 def test_pg_wrong_password_28p01_is_fatal_at_once() -> None:
     exc = asyncpg.exceptions.InvalidPasswordError('password authentication failed for user "app"')
     assert exc.sqlstate == "28P01"
-    verdict = classify_error(
-        exc, where="postgresql", attempt=1, target="'warehouse' (postgresql://app@db:5432/app)"
-    )
+    verdict = classify_error(exc, where="postgresql", target="'warehouse' (postgresql://app@db:5432/app)")
     assert not verdict.retry and isinstance(verdict.error, DatabaseAuthenticationError)
     assert "check the login" in str(verdict.error) and "'warehouse'" in str(verdict.error)
 
@@ -383,9 +434,9 @@ def test_raise_if_fatal_returns_a_retryable_verdict() -> None:
 
 def test_errors_package_exports_every_public_name_of_its_modules() -> None:
     from airflow_aurora_wake.core import errors
-    from airflow_aurora_wake.core.errors import classify, exceptions, redaction
+    from airflow_aurora_wake.core.errors import aws, classify, database, exceptions, redaction
 
-    modules = (exceptions, classify, redaction)
+    modules = (exceptions, classify, aws, database, redaction)
     assert sorted(errors.__all__) == sorted(name for module in modules for name in module.__all__)
     for module in modules:
         for name in module.__all__:
@@ -437,3 +488,21 @@ def test_ready_timeout_message_is_a_diagnosis() -> None:
         "resuming",
     ):
         assert needle in message
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+async def test_a_host_that_does_not_exist_gets_a_short_grace_then_fails(engine: str) -> None:
+    # ".invalid" never resolves (RFC 2606): the real resolver's NXDOMAIN, as each driver raises it.
+    target = DatabaseTarget(engine=engine, host="no-such-cluster.invalid", port=5432, user="app")  # type: ignore[arg-type]
+    with pytest.raises(Exception) as caught:
+        await probe_database(target, connect_timeout=10)
+    first = classify_error(caught.value, where=engine, target=target.describe())
+    assert first.retry and first.grace == "name-not-found", first
+    spent = classify_error(
+        caught.value,
+        where=engine,
+        target=target.describe(),
+        grace_spent={"name-not-found": NAME_NOT_FOUND_GRACE},
+    )
+    assert not spent.retry and isinstance(spent.error, DatabaseConfigurationError)
+    assert "no-such-cluster.invalid" in str(spent.error) and "typo" in str(spent.error)

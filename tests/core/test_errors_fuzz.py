@@ -110,10 +110,13 @@ POSTGRES_ERRORS = sorted(
     cls=st.sampled_from(POSTGRES_ERRORS),
     sqlstate=st.none() | st.text(alphabet="0123456789ABCDEFPZ", min_size=5, max_size=5),
     message=MESSAGE,
-    attempt=st.integers(min_value=1, max_value=3),
+    may_be_paused=st.booleans(),
+    refused_for=st.floats(min_value=0, max_value=200),
     where=st.sampled_from(["postgresql", "rds-data"]),
 )
-def test_any_asyncpg_error(cls: type, sqlstate: str | None, message: str, attempt: int, where: str) -> None:
+def test_any_asyncpg_error(
+    cls: type, sqlstate: str | None, message: str, may_be_paused: bool, refused_for: float, where: str
+) -> None:
     try:
         error = cls(message)
     except TypeError:
@@ -124,7 +127,15 @@ def test_any_asyncpg_error(cls: type, sqlstate: str | None, message: str, attemp
         # immutable; object.__setattr__ gets past that without registering a new class.)
         object.__setattr__(error, "sqlstate", sqlstate)
     target = "'db' (postgresql://app@host:5432/db)"
-    check(classify_error(error, where=where, attempt=attempt, target=target, secrets=[SECRET]))
+    verdict = classify_error(
+        error,
+        where=where,
+        may_be_paused=may_be_paused,
+        grace_spent={"login-refused": refused_for, "name-not-found": refused_for},
+        target=target,
+        secrets=[SECRET],
+    )
+    check(verdict)
 
 
 MYSQL_ERRORS = [

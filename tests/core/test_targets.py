@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 
 import pytest
 from aiobotocore.session import get_session
@@ -101,3 +102,55 @@ async def test_the_plain_python_path_keeps_iam_signatures_out_of_debug_logs(
     assert "botocore.auth" in {record.name for record in caplog.records}, "botocore logged nothing at DEBUG"
     assert signature not in caplog.text
     assert not any(str(record.msg).startswith("Signature:") for record in caplog.records)
+
+
+async def _token(host: str, port: int, user: str) -> str:
+    return "token"
+
+
+@pytest.mark.parametrize(
+    ("engine", "given", "expected"),
+    [
+        ("aurora-postgresql", None, "require"),
+        ("aurora-mysql", None, True),
+        ("aurora-postgresql", "verify-full", "verify-full"),
+        ("aurora-mysql", "verify-ca", "verify-ca"),
+        ("aurora-mysql", True, True),
+    ],
+)
+def test_iam_logins_use_tls_by_default(engine: str, given: object, expected: object) -> None:
+    """AWS refuses IAM logins without TLS, and without TLS the token would be exposed."""
+    settings = LoginSettings(user="iam_user", iam=True, ssl=given)  # type: ignore[arg-type]
+    assert build_target(settings, snapshot(engine), sign_token=_token).ssl == expected
+
+
+def test_iam_keeps_a_given_ssl_context() -> None:
+    context = ssl.create_default_context()
+    settings = LoginSettings(user="iam_user", iam=True, ssl=context)
+    assert build_target(settings, snapshot(), sign_token=_token).ssl is context
+
+
+@pytest.mark.parametrize(
+    ("engine", "given", "fix"),
+    [
+        ("aurora-postgresql", "disable", "sslmode to require"),
+        ("aurora-postgresql", "allow", "sslmode to require"),
+        ("aurora-postgresql", "prefer", "sslmode to require"),
+        ("aurora-postgresql", False, "sslmode to require"),
+        ("aurora-mysql", False, "ssl to true"),
+        ("aurora-mysql", "prefer", "ssl to true"),
+    ],
+)
+def test_iam_with_a_setting_that_allows_clear_text_is_refused(engine: str, given: object, fix: str) -> None:
+    settings = LoginSettings(user="iam_user", iam=True, ssl=given, origin="connection 'db'")  # type: ignore[arg-type]
+    with pytest.raises(DatabaseConfigurationError) as caught:
+        build_target(settings, snapshot(engine), sign_token=_token)
+    message = str(caught.value)
+    assert f"connection 'db' uses IAM authentication with the TLS setting {given!r}" in message
+    assert "AWS refuses IAM logins without TLS" in message and fix in message
+
+
+def test_a_password_login_keeps_its_tls_setting() -> None:
+    for given in (None, False, "prefer"):
+        settings = LoginSettings(user="app", password="pw", ssl=given)  # type: ignore[arg-type]
+        assert build_target(settings, snapshot(), sign_token=None).ssl == given

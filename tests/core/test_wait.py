@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,9 @@ from core_fakes import (
 )
 
 from airflow_aurora_wake.core.errors import (
+    LOGIN_REFUSAL_WINDOW,
+    NAME_NOT_FOUND_GRACE,
+    AuroraWakeError,
     ClusterDeletedError,
     ClusterNotFoundError,
     ClusterStateError,
@@ -303,21 +307,57 @@ def test_wrong_password_fails_on_the_first_attempt(scripted_probe: ScriptedProbe
     assert PASSWORD not in str(caught.value)
 
 
-def test_28000_gets_one_retry(scripted_probe: ScriptedProbe) -> None:
-    scripted_probe.errors = [
-        asyncpg.exceptions.InvalidAuthorizationSpecificationError("no pg_hba.conf entry")
-    ]
-    report = run_virtual(lambda loop: wait(loop, FakeResources(ScriptedRds([v2_description()]))))
-    assert report.attempts == 2
+PG_HBA_REFUSAL = 'no pg_hba.conf entry for host "10.0.0.7", user "app", database "app", SSL encryption'
 
 
-def test_28000_twice_is_fatal(scripted_probe: ScriptedProbe) -> None:
+def test_28000_from_a_resuming_front_end_is_waited_out(scripted_probe: ScriptedProbe) -> None:
+    # A v2 cluster at 0 ACU answers 28000 "no pg_hba.conf entry" at once, again and again, until
+    # its resume ends (cyrilgdn/terraform-provider-postgresql#540): the wait rides it out.
     scripted_probe.errors = [
-        asyncpg.exceptions.InvalidAuthorizationSpecificationError("no pg_hba.conf entry"),
-        asyncpg.exceptions.InvalidAuthorizationSpecificationError("no pg_hba.conf entry"),
+        asyncpg.exceptions.InvalidAuthorizationSpecificationError(PG_HBA_REFUSAL) for _ in range(12)
     ]
-    with pytest.raises(DatabaseAuthenticationError):
-        run_virtual(lambda loop: wait(loop, FakeResources(ScriptedRds([v2_description()]))))
+    rds = ScriptedRds([v2_description(min_capacity=0)])
+    report = run_virtual(lambda loop: wait(loop, FakeResources(rds)))
+    assert report.attempts == 13
+
+
+def test_28000_that_outlasts_any_resume_fails_naming_both_causes(scripted_probe: ScriptedProbe) -> None:
+    scripted_probe.errors = [
+        asyncpg.exceptions.InvalidAuthorizationSpecificationError(PG_HBA_REFUSAL) for _ in range(1000)
+    ]
+    rds = ScriptedRds([v2_description(min_capacity=0)])
+    with pytest.raises(DatabaseAuthenticationError, match="Two causes") as caught:
+        run_virtual(lambda loop: wait(loop, FakeResources(rds)))
+    message = str(caught.value)
+    assert "pg_hba" in message and "resuming" in message
+    # Refused for the whole window and no longer: the window is measured, not the attempts.
+    refused = [at for at in scripted_probe.attempts]
+    assert refused[-1] - refused[0] >= LOGIN_REFUSAL_WINDOW
+    assert refused[-2] - refused[0] < LOGIN_REFUSAL_WINDOW
+
+
+@pytest.mark.parametrize(
+    "description",
+    [v2_description(min_capacity=0.5), provisioned_description()],
+    ids=["v2-that-cannot-pause", "provisioned"],
+)
+def test_28000_on_a_cluster_that_cannot_pause_fails_at_once(
+    scripted_probe: ScriptedProbe, description: dict[str, Any]
+) -> None:
+    scripted_probe.errors = [asyncpg.exceptions.InvalidAuthorizationSpecificationError(PG_HBA_REFUSAL)]
+    with pytest.raises(DatabaseAuthenticationError, match="so it is awake"):
+        run_virtual(lambda loop: wait(loop, FakeResources(ScriptedRds([description]))))
+    assert len(scripted_probe.attempts) == 1
+
+
+def test_28000_for_an_unknown_role_fails_at_once(scripted_probe: ScriptedProbe) -> None:
+    scripted_probe.errors = [
+        asyncpg.exceptions.InvalidAuthorizationSpecificationError('role "app" does not exist')
+    ]
+    rds = ScriptedRds([v2_description(min_capacity=0)])
+    with pytest.raises(DatabaseAuthenticationError, match="so it is awake"):
+        run_virtual(lambda loop: wait(loop, FakeResources(rds)))
+    assert len(scripted_probe.attempts) == 1
 
 
 def test_engine_mismatch_fails_before_probing(scripted_probe: ScriptedProbe) -> None:
@@ -573,3 +613,100 @@ def test_wait_request_validates_and_accepts_an_arn() -> None:
         WaitRequest("sales", None, connect_timeout=0)
     with pytest.raises(ValueError, match="data_api_secret_arn"):
         WaitRequest("sales", None, probe="data-api")
+
+
+class FailingClientResources(FakeResources):
+    """Creating the RDS client fails with ``errors`` in turn, then works."""
+
+    def __init__(self, rds: ScriptedRds, errors: list[Exception]) -> None:
+        super().__init__(rds)
+        self.errors = errors
+        self.creations = 0
+
+    def rds_client(self) -> Any:
+        self.creations += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return super().rds_client()
+
+
+def test_a_client_that_cannot_be_created_yet_is_retried_until_it_can(scripted_probe: ScriptedProbe) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    rds = ScriptedRds([v2_description()])
+    failures: list[Exception] = [
+        EndpointConnectionError(endpoint_url="https://rds.example") for _ in range(3)
+    ]
+    resources = FailingClientResources(rds, failures)
+    logs: list[str] = []
+
+    report = run_virtual(lambda loop: wait(loop, resources, log=logs.append))
+
+    assert resources.creations == 4
+    assert report.rds_calls == {"DescribeDBClusters": 1}
+    assert any("the AWS client could not be created" in line for line in logs)
+
+
+def test_a_client_that_cannot_be_configured_fails_at_once(scripted_probe: ScriptedProbe) -> None:
+    from botocore.exceptions import NoRegionError
+
+    resources = FailingClientResources(ScriptedRds([v2_description()]), [NoRegionError()])
+    with pytest.raises(AuroraWakeError, match="region"):
+        run_virtual(lambda loop: wait(loop, resources))
+    assert resources.creations == 1
+
+
+def test_check_ready_once_carries_the_login_refusal_window_between_pokes(
+    scripted_probe: ScriptedProbe,
+) -> None:
+    scripted_probe.errors = [
+        asyncpg.exceptions.InvalidAuthorizationSpecificationError(PG_HBA_REFUSAL) for _ in range(3)
+    ]
+    rds = ScriptedRds([v2_description(min_capacity=0)])
+
+    async def main(loop: VirtualTimeLoop) -> Any:
+        first = await check_ready_once(request(), FakeResources(rds), clock=loop.wall)
+        assert not first.ready and first.grace_since == {"login-refused": loop.wall()}
+        await asyncio.sleep(30)
+        second = await check_ready_once(
+            request(), FakeResources(rds), clock=loop.wall, grace_since=first.grace_since
+        )
+        assert not second.ready and second.grace_since == first.grace_since
+        await asyncio.sleep(LOGIN_REFUSAL_WINDOW)
+        with pytest.raises(DatabaseAuthenticationError, match="Two causes"):
+            await check_ready_once(
+                request(), FakeResources(rds), clock=loop.wall, grace_since=first.grace_since
+            )
+
+    run_virtual(main)
+
+
+def name_not_found() -> socket.gaierror:
+    return socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def test_a_host_name_that_does_not_resolve_fails_after_a_short_grace(scripted_probe: ScriptedProbe) -> None:
+    scripted_probe.errors = [name_not_found() for _ in range(1000)]
+    rds = ScriptedRds([v2_description()])
+    with pytest.raises(DatabaseConfigurationError, match="has not resolved for") as caught:
+        run_virtual(lambda loop: wait(loop, FakeResources(rds)))
+    assert "typo" in str(caught.value)
+    tried = scripted_probe.attempts
+    assert tried[-1] - tried[0] >= NAME_NOT_FOUND_GRACE
+    assert tried[-2] - tried[0] < NAME_NOT_FOUND_GRACE
+
+
+def test_a_name_that_resolves_within_the_grace_is_ready(scripted_probe: ScriptedProbe) -> None:
+    scripted_probe.errors = [name_not_found() for _ in range(5)]
+    report = run_virtual(lambda loop: wait(loop, FakeResources(ScriptedRds([v2_description()]))))
+    assert report.attempts == 6
+
+
+def test_a_temporary_resolver_failure_is_retried_past_the_grace(scripted_probe: ScriptedProbe) -> None:
+    temporary = [
+        socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution") for _ in range(150)
+    ]
+    scripted_probe.errors = temporary
+    report = run_virtual(lambda loop: wait(loop, FakeResources(ScriptedRds([v2_description()]))))
+    assert report.attempts == 151
+    assert scripted_probe.attempts[-1] - scripted_probe.attempts[0] > NAME_NOT_FOUND_GRACE

@@ -166,7 +166,8 @@ async def test_modify_capacity_is_sent_with_the_plan() -> None:
         }
     ]
     assert result.action is WakeAction.MODIFY_CAPACITY
-    assert calls.as_dict() == {"DescribeDBClusters": 1, "ModifyCurrentDBClusterCapacity": 1}
+    # The plan's describe, and the check right before asking.
+    assert calls.as_dict() == {"DescribeDBClusters": 2, "ModifyCurrentDBClusterCapacity": 1}
     xcom = result.as_xcom()
     assert set(xcom) == {
         "db_cluster_identifier",
@@ -178,6 +179,21 @@ async def test_modify_capacity_is_sent_with_the_plan() -> None:
         "requested_at",
     }
     assert xcom["kind"] == "serverless-v1" and xcom["action"] == "modify-capacity"
+
+
+@pytest.mark.parametrize(
+    "now",
+    [v1_description(capacity=8), v1_description(capacity=0, status="scaling-capacity")],
+    ids=["awake-and-scaled-up", "scaling"],
+)
+async def test_no_capacity_request_to_a_cluster_that_woke_since_the_plan(now: dict[str, object]) -> None:
+    # Another run's request (or a connection) woke the cluster between the plan's describe and
+    # the request: asking now could scale an awake, scaled-up cluster down.
+    rds = ScriptedRds([v1_description(capacity=0), now])
+    result = await wake_cluster("legacy", WakeOptions(), rds_client=rds)
+    assert result.action is WakeAction.ALREADY_WAKING
+    assert rds.modify_calls == []
+    assert "no capacity request sent" in result.detail
 
 
 async def test_invalid_state_from_modify_means_already_waking() -> None:

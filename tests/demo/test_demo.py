@@ -25,11 +25,13 @@ DEMO = [sys.executable, "-m", "airflow_aurora_wake.cli", "demo"]
 FOLDER = re.compile(r"(?:Removed the demo's folder|The demo's folder \(Airflow home, logs\) is kept:) (\S+)")
 
 
-def run_demo(tmp_path: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def run_demo(
+    tmp_path: Path, *args: str, timeout: float = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the demo with its temporary folder under ``tmp_path``; bounded by ``timeout``."""
     return subprocess.run(
         [*DEMO, *args],
-        env={**os.environ, "TMPDIR": str(tmp_path)},
+        env={**os.environ, "TMPDIR": str(tmp_path), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -94,10 +96,15 @@ def closed_port() -> Iterator[int]:
 def test_demo_prints_the_timeline_and_leaves_nothing(
     tmp_path: Path, postgres_server: Any, mariadb_server: Any, password_login: Any
 ) -> None:
-    # MySQL through the password login: its password must not appear anywhere in the output.
-    mysql_dsn = f"mysql://{password_login.user}:{password_login.password}@127.0.0.1:3306/test"
+    # MySQL through the password login, its password in the variable --password-env names: it
+    # must not appear anywhere in the output.
+    mysql_dsn = f"mysql://{password_login.user}@127.0.0.1:3306/test"
 
-    result = run_demo(tmp_path, "--resume-seconds", "2", "--mysql-dsn", mysql_dsn)
+    result = run_demo(
+        tmp_path,
+        "--resume-seconds", "2", "--mysql-dsn", mysql_dsn, "--password-env", "AURORA_WAKE_DEMO_PW",
+        env={"AURORA_WAKE_DEMO_PW": password_login.password},
+    )  # fmt: skip
 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -156,8 +163,9 @@ def test_no_database_says_what_it_needs(tmp_path: Path, closed_port: int) -> Non
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert f"nothing answers at 127.0.0.1:{closed_port}" in result.stderr
-    assert "--postgres-dsn postgresql://USER:PASSWORD@HOST:PORT/DATABASE" in result.stderr
-    assert "--mysql-dsn mysql://USER:PASSWORD@HOST:PORT/DATABASE" in result.stderr
+    assert "--postgres-dsn postgresql://USER@HOST:PORT/DATABASE" in result.stderr
+    assert "--mysql-dsn mysql://USER@HOST:PORT/DATABASE" in result.stderr
+    assert "PGPASSWORD or MYSQL_PWD" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
@@ -166,8 +174,9 @@ def test_wrong_password_is_refused_before_anything_starts(tmp_path: Path, passwo
         tmp_path,
         "--no-mysql",
         "--postgres-dsn",
-        f"postgresql://{password_login.user}:not-the-password-42@127.0.0.1:5432/test",
+        f"postgresql://{password_login.user}@127.0.0.1:5432/test",
         timeout=60,
+        env={"PGPASSWORD": "not-the-password-42"},
     )
 
     assert result.returncode == 2, result.stdout + result.stderr

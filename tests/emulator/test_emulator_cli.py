@@ -75,14 +75,18 @@ def test_cli_prints_one_json_line_serves_clusters_and_exits_0_on_sigterm(
     assert (described["Endpoint"], described["Port"]) == (sales["host"], sales["port"])
     assert described["DBClusterArn"] == sales["arn"]
 
-    # A psql-style connect with a generous timeout, to the paused cluster, works after the resume.
+    # A psql-style connect with a generous timeout, to the paused cluster, works after the resume,
+    # verifying the endpoint's TLS certificate with the CA the JSON line names.
     with psycopg.connect(
-        f"host={sales['host']} port={sales['port']} user=postgres dbname=test connect_timeout=30"
+        f"host={sales['host']} port={sales['port']} user=postgres dbname=test connect_timeout=30 "
+        f"sslmode=verify-full sslrootcert={ready['ca_file']}"
     ) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert conn.pgconn.ssl_in_use
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 0
+    assert not os.path.exists(ready["ca_file"])  # the temporary directory went with it
     assert process.stdout is not None and process.stdout.read() == ""  # exactly one line
     wait_until(lambda: "emulator stopped" in "".join(stderr), 10, "the last log line")
 

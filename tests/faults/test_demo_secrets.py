@@ -1,8 +1,9 @@
 """The demo (``airflow-aurora-wake demo``) never shows the database password.
 
-The demo is run as a user runs it, with the password login in its ``--mysql-dsn`` (MariaDB
-checks that password), and ``--keep`` so that everything it wrote (Airflow home, SQLite metadata
-database, task logs, emulator log, results) can be searched too. PostgreSQL is left out: on the
+The demo is run as a user runs it, with the password login's user in its ``--mysql-dsn`` and
+the password in ``MYSQL_PWD`` (MariaDB checks that password), and ``--keep`` so that everything
+it wrote (Airflow home, SQLite metadata database, task logs, emulator log, results) can be
+searched too. PostgreSQL is left out: on the
 shared test server the demo's table belongs to ``postgres`` and the password login may not
 write to it. The demo uses no IAM login, so there is no token to look for.
 """
@@ -25,8 +26,7 @@ def test_demo_output_and_files_never_show_the_password(
 ) -> None:
     password = password_login.password
     dsn = (
-        f"mysql://{password_login.user}:{password}@{mariadb_server.host}:{mariadb_server.port}/"
-        f"{mariadb_server.database}"
+        f"mysql://{password_login.user}@{mariadb_server.host}:{mariadb_server.port}/{mariadb_server.database}"
     )
     # A user's shell: none of the test session's Airflow or AWS settings.
     env = {
@@ -34,6 +34,7 @@ def test_demo_output_and_files_never_show_the_password(
         for name, value in os.environ.items()
         if not name.startswith(("AIRFLOW", "AWS_", "AURORA_WAKE_TEST_"))
     }
+    env["MYSQL_PWD"] = password  # the demo takes passwords from the environment only
     env["TMPDIR"] = str(tmp_path)  # the demo's temporary folder lands here, to be searched
     demo = subprocess.run(
         [sys.executable, "-m", "airflow_aurora_wake.cli", "demo", "--no-postgres", "--mysql-dsn", dsn,

@@ -1,9 +1,9 @@
 """Wrong password, wrong user, unknown database: fail on the first probe, naming the connection.
 
 The server answered, so it is awake: waiting cannot help. Expected: the sensor (its first check),
-the trigger and ``wake_and_wait`` fail on the first probe that reaches the server (PostgreSQL's
-28000 "no such role / no pg_hba entry" gets the one retry the design allows, on the sensor path
-once in its first check and once in its trigger), with a message
+the trigger and ``wake_and_wait`` fail on the first probe that reaches the server (also
+PostgreSQL's 28000 "role does not exist": only the "no pg_hba.conf entry" answer of a resuming
+front end is waited out, see ``tests/core/test_wait.py``), with a message
 that names the connection and the user, never the password; even with ``soft_fail`` the task
 fails instead of being skipped. The wake operator's nudge is not a probe: it reports that the
 server answered and succeeds.
@@ -84,8 +84,10 @@ async def test_bad_login_fails_on_the_first_probe(
     bad = broken(login, case, password_login)
     set_database_connection(monkeypatch, BAD_CONN, engine=login.engine, extra=login.conn_extra, **bad)
     expected = EXPECTED[case]
-    # PostgreSQL's 28000 (unknown role) is retried once by design; everything else fails at once.
-    probes = 2 if (case == "wrong-user" and login.engine == "postgresql") else 1
+    probes = 1
+    # Without an sslmode asyncpg uses "prefer": after a login refused over TLS it tries once more
+    # without TLS, as libpq does, so one PostgreSQL probe may be two connections. IAM requires TLS.
+    most = 2 if login.engine == "postgresql" and not login.iam else 1
 
     def check(error: BaseException, *, conn_named: bool = True) -> None:
         assert type(error) is expected, repr(error)
@@ -102,15 +104,14 @@ async def test_bad_login_fails_on_the_first_probe(
         # The operator's nudge wakes the cluster; a refused login is "the server answered".
         woke = await run_operator(wake_operator(cluster, conn_id=BAD_CONN), secret_guard)
         assert woke["action"] == "connection-nudge" and "answered" in woke["detail"], woke
-        nudges = counter(cluster, "connections_completed")
+        # Connections that reached the endpoint (a refused login never completes one: the
+        # emulator relays a TLS login itself and splices only after the server's OK).
+        nudges = counter(cluster, "connection_attempts")
         # The sensor's first check probes, and fails; soft_fail does not turn it into a skip.
         with pytest.raises(AuroraWakeError) as failure:
             await run_sensor(ready_sensor(cluster, conn_id=BAD_CONN, soft_fail=True), secret_guard)
         check(failure.value)
-        # For 28000 the check's "not ready yet" defers, and the trigger allows its own one
-        # retry: the sensor path makes 3 attempts then (the check's budget is not carried over).
-        sensor_probes = 3 if probes == 2 else 1
-        assert counter(cluster, "connections_completed") - nudges == sensor_probes
+        assert probes <= counter(cluster, "connection_attempts") - nudges <= probes * most
 
     async def trigger_path() -> None:
         # A trigger whose first probe is held by the resume, then refused: an error event.
@@ -129,7 +130,7 @@ async def test_bad_login_fails_on_the_first_probe(
             task.resume_execution("execute_complete", {"event": payload}, {})
         secret_guard.add(resumed.value)
         check(resumed.value)
-        assert counter(cluster, "connections_completed", TRIGGER_CLUSTER) == probes
+        assert probes <= counter(cluster, "connection_attempts", TRIGGER_CLUSTER) <= probes * most
 
     async def plain_path() -> None:
         # wake_and_wait names the DSN it used (user@host:port/db) instead of an Airflow connection.
@@ -143,4 +144,4 @@ async def test_bad_login_fails_on_the_first_probe(
 
     # Three clusters of one emulator, one path each, at once.
     await asyncio.gather(airflow_path(), trigger_path(), plain_path())
-    assert counter(cluster, "connections_completed", API_CLUSTER) == probes
+    assert probes <= counter(cluster, "connection_attempts", API_CLUSTER) <= probes * most

@@ -156,26 +156,28 @@ async def test_one_hundred_runs_on_one_cluster(emulated: Any, login: Any, secret
     assert all(payload["status"] == "success" for payload in payloads), payloads[:3]
     ready_at = cluster.ready_at()
     assert ready_at is not None and min(payload["ready_at"] for payload in payloads) >= ready_at
-    # The wake requests after the first were harmless: the cluster resumed once (the first
-    # request, or the first probe connection, woke it; the others found it waking or awake).
+    # The cluster resumed once: the first request (or the first probe connection) woke it; the
+    # other operators found it waking or awake.
     assert len(events(cluster, "resume-requested")) == 1
-    # On a loaded machine an operator may describe the cluster while it resumes (capacity 0) and
-    # send its request once the resume has finished: the cluster is awake, and the request asks
-    # for the capacity it already has. Any such request came after the resume, changed nothing.
-    late_requests = events(cluster, "scaling-requested")
-    assert actions.count("modify-capacity") <= 1 + len(late_requests), actions
-    for request in late_requests:
-        assert request.at >= ready_at, (request, ready_at)
-        assert float(request.detail["from"]) == float(request.detail["to"]), request
-    assert rds_calls(cluster)["ModifyCurrentDBClusterCapacity"] <= RUNS
+    # No capacity request ever lowered the capacity: each operator checks right before asking,
+    # so a request can only follow a describe that showed capacity 0 a moment before. At most
+    # one request was the wake; any other was accepted only in the instant a resume ended, and
+    # asked for what the cluster already had.
+    scaling_requests = events(cluster, "scaling-requested")
+    assert all(float(request.detail["to"]) >= float(request.detail["from"]) for request in scaling_requests)
+    assert all(request.at >= ready_at for request in scaling_requests), (scaling_requests, ready_at)
+    assert actions.count("modify-capacity") <= 1 + len(scaling_requests), actions
     # One shared loop: all 100 triggers saw the same attempts and RDS calls...
     assert len({(payload["attempts"], str(payload["rds_calls"])) for payload in payloads}) == 1
     shared = payloads[0]
-    # ...and the emulator saw one describe per operator plus exactly that loop's describes, and
-    # exactly its probe connections (a v1 wake needs no connection): those of one wait, not 100.
+    # ...and the emulator saw the operators' describes (one each, two when it was about to ask
+    # for capacity) plus one loop's, and one loop's probe connections: those of one wait, not of
+    # 100. An attempt still in flight when the counts are read may sit on either side: bounds,
+    # not equalities, so a loaded machine cannot make this flaky.
+    loop_describes = shared["rds_calls"]["DescribeDBClusters"]
     describes = rds_calls(cluster)["DescribeDBClusters"]
-    assert describes == RUNS + shared["rds_calls"]["DescribeDBClusters"], (describes, shared)
-    assert counter(cluster, "connection_attempts") == shared["attempts"]
+    assert RUNS + loop_describes - 1 <= describes <= 2 * RUNS + loop_describes + 1, (describes, shared)
+    assert abs(counter(cluster, "connection_attempts") - shared["attempts"]) <= 1, shared
     assert shared["rds_calls"]["DescribeDBClusters"] < 20 and shared["attempts"] < 20, shared
     assert SHARED_WAITS.active_pollers() == 0
     resume(template, payloads[-1], secret_guard)

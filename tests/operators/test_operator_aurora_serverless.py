@@ -10,14 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow_support import CLUSTER, EmulatedCluster, context
+from airflow_support import CLUSTER, EmulatedCluster, context, set_connection
 
 from airflow_aurora_wake.core.errors import (
     ClusterNotFoundError,
     ClusterStateError,
     DatabaseConfigurationError,
     InvalidParameterError,
+    TransientError,
 )
+from airflow_aurora_wake.operators import aurora_serverless as operator_module
 from airflow_aurora_wake.operators.aurora_serverless import AuroraServerlessWakeOperator
 
 ENGINE_PARAMS = pytest.mark.parametrize("engine", ["postgresql", "mysql"])
@@ -44,7 +46,8 @@ def test_paused_v1_gets_one_capacity_request_and_no_wait(emulated: Any, engine: 
     assert result["action"] == "modify-capacity"
     assert result["kind"] == "serverless-v1"
     assert wake_calls(cluster) == {"ModifyCurrentDBClusterCapacity": 1}
-    assert cluster.counters()["rds_calls"]["DescribeDBClusters"] == 1
+    # The plan's describe, and the check right before asking (a stale plan must not scale down).
+    assert cluster.counters()["rds_calls"]["DescribeDBClusters"] == 2
     # Returned before the cluster was ready: the operator never waits.
     assert cluster.ready_at() is None
     # The minimum valid v1 capacity of the engine (MySQL 1, PostgreSQL 2) was requested.
@@ -285,3 +288,24 @@ def test_invalid_rendered_values_fail_in_execute(field: str, value: object) -> N
     with pytest.raises(InvalidParameterError) as excinfo:
         operator.execute(context())
     assert excinfo.value.parameter == field
+
+
+@pytest.mark.timeout(120)
+def test_returns_within_its_budget_when_aws_never_answers(
+    black_hole: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An AWS endpoint that accepts and never answers fails the task after the budget, not minutes."""
+    monkeypatch.setattr(operator_module, "DESCRIBE_RETRY_SECONDS", 1.0)
+    set_connection(
+        monkeypatch,
+        "aws_black_hole",
+        conn_type="aws",
+        login="testing",
+        password="testing",
+        extra={"endpoint_url": black_hole, "region_name": "us-east-1"},
+    )
+    operator = AuroraServerlessWakeOperator(
+        task_id="wake", db_cluster_identifier="sales", aws_conn_id="aws_black_hole"
+    )
+    with pytest.raises(TransientError, match="no answer within"):
+        operator.execute(context())

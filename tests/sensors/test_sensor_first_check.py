@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from airflow_support import EmulatedCluster, context
+from airflow_support import EmulatedCluster, context, set_connection, set_database_connection
 
 from airflow_aurora_wake.compat import TaskDeferred
 from airflow_aurora_wake.sensors import aurora_serverless as sensor_module
@@ -52,3 +52,30 @@ async def test_defers_while_the_cluster_is_still_resuming(
     trigger = excinfo.value.trigger
     assert isinstance(trigger, AuroraServerlessReadyTrigger)
     assert trigger.connect_timeout == 30.0
+
+
+@pytest.mark.timeout(120)
+async def test_defers_within_its_budget_when_aws_never_answers(
+    black_hole: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An AWS endpoint that accepts and never answers must not hold the worker slot."""
+    monkeypatch.setattr(sensor_module, "FIRST_CHECK_CONNECT_TIMEOUT", FIRST_CHECK_SECONDS)
+    set_connection(
+        monkeypatch,
+        "aws_black_hole",
+        conn_type="aws",
+        login="testing",
+        password="testing",
+        extra={"endpoint_url": black_hole, "region_name": "us-east-1"},
+    )
+    set_database_connection(monkeypatch, "db", engine="postgresql", user="app")
+    task = AuroraServerlessReadySensor(
+        task_id="ready",
+        db_cluster_identifier="sales",
+        aws_conn_id="aws_black_hole",
+        conn_id="db",
+        timeout=120,
+    )
+    with pytest.raises(TaskDeferred) as excinfo:
+        await asyncio.to_thread(task.execute, context())
+    assert isinstance(excinfo.value.trigger, AuroraServerlessReadyTrigger)

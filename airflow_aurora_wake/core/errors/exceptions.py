@@ -262,9 +262,14 @@ class ErrorVerdict:
     :param throttled: back off on the throttle policy; never counts as a failure.
     :param error: the error to raise when ``retry`` is False. ``None`` with ``retry`` False means
         the exception is not one the core knows (a programming error): re-raise it unchanged.
+    :param grace: the grace window under which this answer is tolerated for now
+        (``login-refused``, ``name-not-found``: answers that are misconfiguration or a passing
+        state); the caller measures how long answers of that kind last and passes it back as
+        ``grace_spent`` to :func:`~airflow_aurora_wake.core.errors.classify_error`.
     """
 
     retry: bool
     reason: str
     throttled: bool = False
     error: AuroraWakeError | None = None
+    grace: str | None = None

@@ -6,15 +6,16 @@ This is the sensor's check before deferring and each of its pokes. It decides wi
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 
 from airflow_aurora_wake.core.cluster import StatusCategory
 from airflow_aurora_wake.core.errors import TransientError, raise_if_fatal
 from airflow_aurora_wake.core.probes import DatabaseTarget, probe_once
-from airflow_aurora_wake.core.rds import RdsCalls, describe_cluster
+from airflow_aurora_wake.core.rds import AWS_CALL_TIMEOUT, RdsCalls, describe_cluster
 from airflow_aurora_wake.core.wait.decision import Next, Observation, decide, describe_snapshot
 from airflow_aurora_wake.core.wait.request import CheckOutcome, ReadyReport, WaitRequest, WaitResources
 
@@ -29,20 +30,56 @@ async def check_ready_once(
     attempt: int = 1,
     clock: Callable[[], float] = time.time,
     seen_up: str | None = None,
+    budget: float | None = None,
+    grace_since: Mapping[str, float] | None = None,
 ) -> CheckOutcome:
     """One describe and (if the cluster may answer) one probe: the sensor's poke.
+
+    The whole check, clients included, ends within ``budget`` seconds: one that runs out is
+    "not ready yet", so a worker slot is never held longer whatever the network does.
 
     :param request: what to wait for.
     :param resources: clients and database login.
     :param waiting_since: epoch seconds when the sensor started; a cluster still ``stopped``
         ``stopped_grace`` seconds after it fails with :class:`ClusterStateError`.
-    :param attempt: the poke number (``28000`` is retried once).
+    :param attempt: the poke number.
     :param clock: the wall clock.
     :param seen_up: the status in which an earlier check of this wait saw the cluster up
         (available or on its way), if any: a cluster stopped since then fails at once.
-    :raises AuroraWakeError: on anything waiting cannot fix.
+    :param budget: seconds the whole check may take (default: ``connect_timeout`` plus
+        :data:`~airflow_aurora_wake.core.rds.AWS_CALL_TIMEOUT`).
+    :param grace_since: per grace window (a login refusal a resuming cluster also gives, a host
+        name that does not resolve), epoch seconds of this wait's first answer tolerated under it,
+        as an earlier check's outcome carried it on.
+    :raises AuroraWakeError: on anything waiting cannot fix, or a tolerated answer that lasted
+        longer than its grace window.
     """
+    seconds = budget if budget is not None else request.connect_timeout + AWS_CALL_TIMEOUT
     calls = RdsCalls()
+    try:
+        return await asyncio.wait_for(
+            _check(
+                request, resources, calls, waiting_since, attempt, clock, seen_up, dict(grace_since or {})
+            ),
+            timeout=seconds,
+        )
+    except asyncio.TimeoutError:
+        reason = f"no answer within {seconds:g} s"
+        return CheckOutcome(
+            False, f"not ready yet ({reason})", rds_calls=calls.as_dict(), retry_reason=reason
+        )
+
+
+async def _check(
+    request: WaitRequest,
+    resources: WaitResources,
+    calls: RdsCalls,
+    waiting_since: float | None,
+    attempt: int,
+    clock: Callable[[], float],
+    seen_up: str | None,
+    grace_since: dict[str, float],
+) -> CheckOutcome:
     identifier = request.db_cluster_identifier
     async with AsyncExitStack() as stack:
         rds = await stack.enter_async_context(resources.rds_client())
@@ -76,32 +113,31 @@ async def check_ready_once(
                 rds_data = await stack.enter_async_context(resources.rds_data_client())
             else:
                 target = await resources.database_target(snapshot)
+            probed = request.data_api_target or target
+            assert probed is not None
             endpoint = await probe_once(
-                snapshot,
-                probe=request.probe,
-                timeout=request.connect_timeout,
-                target=target,
-                rds_data_client=rds_data,
-                data_api_secret_arn=request.data_api_secret_arn,
-                database=request.database,
-                calls=calls,
+                snapshot, probed, timeout=request.connect_timeout, rds_data_client=rds_data, calls=calls
             )
         except Exception as exc:
             verdict = raise_if_fatal(
                 exc,
                 where=request.probe_source(snapshot),
-                attempt=attempt,
+                may_be_paused=snapshot.may_be_paused,
+                grace_spent={kind: clock() - since for kind, since in grace_since.items()},
                 cluster=identifier,
                 region=request.region_name,
                 target=target.describe() if target else None,
                 secrets=[target.password] if target else (),
             )
+            if verdict.grace is not None:
+                grace_since.setdefault(verdict.grace, clock())
             return CheckOutcome(
                 False,
                 f"{describe_snapshot(snapshot)}; not ready yet ({verdict.reason})",
                 snapshot,
                 rds_calls=calls.as_dict(),
                 retry_reason=verdict.reason,
+                grace_since=grace_since,
             )
         decision = decide(dataclasses.replace(seen, database_answered=True))
         if decision.next is not Next.READY:

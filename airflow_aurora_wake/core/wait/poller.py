@@ -14,7 +14,7 @@ import logging
 import random
 import re
 from collections.abc import Callable
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
 from airflow_aurora_wake.core.cluster import ClusterSnapshot, StatusCategory
@@ -26,7 +26,7 @@ from airflow_aurora_wake.core.errors import (
     raise_if_fatal,
 )
 from airflow_aurora_wake.core.probes import DatabaseTarget, probe_once
-from airflow_aurora_wake.core.rds import RdsCalls, describe_cluster
+from airflow_aurora_wake.core.rds import AWS_CALL_TIMEOUT, RdsCalls, describe_cluster
 from airflow_aurora_wake.core.retry import AWS_RETRY, DATA_API_RETRY, PROBE_RETRY, Backoff, RetryPolicy
 from airflow_aurora_wake.core.wait.decision import Decision, Next, Observation, decide
 from airflow_aurora_wake.core.wait.request import LogCallback, ReadyReport, WaitRequest, WaitResources
@@ -212,16 +212,40 @@ class Poller:
     async def _run(self) -> None:
         try:
             async with AsyncExitStack() as stack:
-                rds = await stack.enter_async_context(self.resources.rds_client())
+                rds = await self._open_client(stack, self.resources.rds_client)
                 rds_data = None
                 if self.request.probe == "data-api":
-                    rds_data = await stack.enter_async_context(self.resources.rds_data_client())
+                    rds_data = await self._open_client(stack, self.resources.rds_data_client)
                 await self._poll(rds, rds_data)
         except Exception as exc:
             verdict = classify_error(
                 exc, where="rds", cluster=self.request.db_cluster_identifier, region=self.request.region_name
             )
             self._deliver_error(verdict.error if verdict.error is not None and not verdict.retry else exc)
+
+    async def _open_client(
+        self, stack: AsyncExitStack, open_client: Callable[[], AbstractAsyncContextManager[Any]]
+    ) -> Any:
+        """Enter a client, retrying failures that may pass (endpoint unreachable, a throttled role
+        assumption) until the waiters' deadlines; misconfiguration fails at once."""
+        backoff = Backoff()
+        while True:
+            try:
+                return await stack.enter_async_context(open_client())
+            except Exception as exc:
+                verdict = raise_if_fatal(
+                    exc,
+                    where="rds",
+                    cluster=self.request.db_cluster_identifier,
+                    region=self.request.region_name,
+                )
+                self.last_rds_error = verdict.reason
+                self._state(
+                    f"client:{verdict.reason}", f"the AWS client could not be created ({verdict.reason})"
+                )
+                await asyncio.sleep(
+                    backoff.delay(throttled=verdict.throttled, policy=AWS_RETRY, rng=self.rng)
+                )
 
     async def _sleep_until(self, when: float) -> None:
         await asyncio.sleep(max(0.0, when - self.loop.time()))
@@ -231,7 +255,7 @@ class Poller:
         loop = self.loop
         probe_policy = DATA_API_RETRY if request.probe == "data-api" else PROBE_RETRY
         probe_backoff, rds_backoff = Backoff(), Backoff()
-        auth_28000_attempts = 0
+        grace_since: dict[str, float] = {}  # per grace window, its first tolerated answer (loop time)
         stopped_since: float | None = None
         seen_up: str | None = None
         next_describe_at = next_probe_at = loop.time()  # the first check describes
@@ -251,6 +275,7 @@ class Poller:
                         region_name=request.region_name,
                         calls=self.calls,
                         seen=self.snapshot is not None,
+                        timeout=min(AWS_CALL_TIMEOUT, max(0.0, self._latest_deadline() - loop.time())),
                     )
                 except TransientError as exc:
                     reason = exc.verdict.reason
@@ -335,18 +360,18 @@ class Poller:
             try:
                 await self._probe(snapshot, rds_data, bound)
             except Exception as exc:
-                is_28000 = getattr(exc, "sqlstate", None) == "28000"
-                if is_28000:
-                    auth_28000_attempts += 1
                 verdict = raise_if_fatal(
                     exc,
                     where=request.probe_source(snapshot),
-                    attempt=auth_28000_attempts if is_28000 else 1,
+                    may_be_paused=snapshot.may_be_paused,
+                    grace_spent={kind: loop.time() - since for kind, since in grace_since.items()},
                     cluster=request.db_cluster_identifier,
                     region=request.region_name,
                     target=self.target.describe() if self.target else None,
                     secrets=[self.target.password] if self.target else (),
                 )
+                if verdict.grace is not None:
+                    grace_since.setdefault(verdict.grace, loop.time())
                 self.last_probe_error = verdict.reason
                 policy = _WAKING_PROBE_RETRY if waking else probe_policy
                 next_probe_at = loop.time() + probe_backoff.delay(
@@ -394,13 +419,8 @@ class Poller:
         request = self.request
         if request.probe == "connection" and self.target is None:
             self.target = await self.resources.database_target(snapshot)
+        probed = request.data_api_target or self.target
+        assert probed is not None
         self.endpoint = await probe_once(
-            snapshot,
-            probe=request.probe,
-            timeout=bound,
-            target=self.target,
-            rds_data_client=rds_data,
-            data_api_secret_arn=request.data_api_secret_arn,
-            database=request.database,
-            calls=self.calls,
+            snapshot, probed, timeout=bound, rds_data_client=rds_data, calls=self.calls
         )

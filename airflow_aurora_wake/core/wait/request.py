@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot
-from airflow_aurora_wake.core.probes import DatabaseTarget
+from airflow_aurora_wake.core.probes import DataApiTarget, DatabaseTarget
 from airflow_aurora_wake.core.validation import (
     resolve_cluster,
     validate_non_negative_seconds,
@@ -60,6 +60,13 @@ class WaitRequest:
         validate_positive_seconds(self.describe_interval, "describe_interval")
         validate_non_negative_seconds(self.stopped_grace, "stopped_grace")
         validate_optional_name(self.database, "database")
+
+    @property
+    def data_api_target(self) -> DataApiTarget | None:
+        """The Data API login to probe with, for ``probe="data-api"``."""
+        if self.probe != "data-api" or self.data_api_secret_arn is None:
+            return None
+        return DataApiTarget(self.data_api_secret_arn, self.database)
 
     def probe_source(self, snapshot: ClusterSnapshot) -> str:
         """The ``where`` that classifies this wait's probe errors: ``rds-data`` or the engine family.
@@ -138,6 +145,8 @@ class CheckOutcome:
     :param rds_calls: AWS calls made, per action.
     :param retry_reason: the reason a retryable failure gave, if any.
     :param report: the ready report (what the sensor returns) when ``ready``.
+    :param grace_since: per grace window, epoch seconds of the wait's first answer tolerated
+        under it (pass it to the next check).
     """
 
     ready: bool
@@ -147,3 +156,4 @@ class CheckOutcome:
     rds_calls: dict[str, int] = field(default_factory=dict)
     retry_reason: str | None = None
     report: ReadyReport | None = None
+    grace_since: dict[str, float] = field(default_factory=dict)

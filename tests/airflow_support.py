@@ -88,6 +88,19 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: Any)
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
 
 
+def set_unanswering_aws_connection(monkeypatch: pytest.MonkeyPatch, endpoint_url: str) -> str:
+    """Define an AWS connection to an endpoint that never answers (see the ``black_hole`` fixture)."""
+    set_connection(
+        monkeypatch,
+        "aws_black_hole",
+        conn_type="aws",
+        login="testing",
+        password="testing",
+        extra={"endpoint_url": endpoint_url, "region_name": "us-east-1"},
+    )
+    return "aws_black_hole"
+
+
 def set_aws_connection(monkeypatch: pytest.MonkeyPatch, emu: Any, conn_id: str = AWS_CONN_ID) -> str:
     """Define an AWS connection that points at the emulator's endpoint; return its id."""
     set_connection(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_snapshots import v2_snapshot
 from tls_servers import (
     PG_SSL_REQUEST,
     Certificates,
@@ -20,7 +21,7 @@ from tls_servers import (
     mysql_offers_tls,
 )
 
-from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot
+from airflow_aurora_wake.core.cluster import ClusterSnapshot
 from airflow_aurora_wake.core.errors import DatabaseConfigurationError, classify_error
 from airflow_aurora_wake.core.probes import DatabaseTarget, SslSetting, probe_database
 from airflow_aurora_wake.core.targets import LoginSettings, build_target
@@ -36,23 +37,7 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 
 
 def cluster(engine: str, port: int) -> ClusterSnapshot:
-    return ClusterSnapshot(
-        identifier="sales",
-        arn=None,
-        kind=ClusterKind.SERVERLESS_V2,
-        engine=engine,
-        status="available",
-        capacity=None,
-        min_capacity=0.0,
-        max_capacity=4.0,
-        auto_pause=True,
-        seconds_until_auto_pause=300,
-        endpoint="127.0.0.1",
-        reader_endpoint=None,
-        port=port,
-        http_endpoint_enabled=False,
-        iam_auth_enabled=True,
-    )
+    return v2_snapshot(engine, endpoint="127.0.0.1", port=port)
 
 
 async def sign(host: str, port: int, user: str) -> str:

@@ -7,35 +7,14 @@ import ssl
 
 import pytest
 from aiobotocore.session import get_session
+from cluster_snapshots import v2_snapshot
 
 from airflow_aurora_wake.core.api import SessionWaitResources, build_wait_settings
-from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot
+from airflow_aurora_wake.core.cluster import ClusterSnapshot
 from airflow_aurora_wake.core.errors import DatabaseConfigurationError
 from airflow_aurora_wake.core.targets import LoginSettings, build_target
 
-
-def snapshot(
-    engine: str = "aurora-postgresql",
-    endpoint: str | None = "sales.cluster.example",
-    port: int | None = 15432,
-) -> ClusterSnapshot:
-    return ClusterSnapshot(
-        identifier="sales",
-        arn="arn:aws:rds:us-east-1:123456789012:cluster:sales",
-        kind=ClusterKind.SERVERLESS_V2,
-        engine=engine,
-        status="available",
-        capacity=None,
-        min_capacity=0.0,
-        max_capacity=4.0,
-        auto_pause=True,
-        seconds_until_auto_pause=300,
-        endpoint=endpoint,
-        reader_endpoint=None,
-        port=port,
-        http_endpoint_enabled=False,
-        iam_auth_enabled=True,
-    )
+snapshot = v2_snapshot
 
 
 def test_empty_host_and_port_come_from_the_cluster() -> None:

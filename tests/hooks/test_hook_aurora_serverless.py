@@ -12,34 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from airflow_support import set_connection, set_database_connection
+from cluster_snapshots import v2_snapshot
 
-from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot
 from airflow_aurora_wake.core.errors import DatabaseConfigurationError, InvalidParameterError
 from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook
 
-
-def snapshot(
-    engine: str = "aurora-postgresql",
-    endpoint: str | None = "sales.cluster.example",
-    port: int | None = 15432,
-) -> ClusterSnapshot:
-    return ClusterSnapshot(
-        identifier="sales",
-        arn="arn:aws:rds:us-east-1:123456789012:cluster:sales",
-        kind=ClusterKind.SERVERLESS_V2,
-        engine=engine,
-        status="available",
-        capacity=None,
-        min_capacity=0.0,
-        max_capacity=4.0,
-        auto_pause=True,
-        seconds_until_auto_pause=300,
-        endpoint=endpoint,
-        reader_endpoint=None,
-        port=port,
-        http_endpoint_enabled=False,
-        iam_auth_enabled=True,
-    )
+snapshot = v2_snapshot
 
 
 def hook(conn_id: str | None = "db", **kwargs: Any) -> AuroraServerlessHook:

@@ -12,29 +12,13 @@ from typing import Any
 
 import pytest
 from airflow_support import set_connection, set_database_connection
+from cluster_snapshots import v2_snapshot
 
-from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot
 from airflow_aurora_wake.core.errors import DatabaseConfigurationError
 from airflow_aurora_wake.hooks import aurora_serverless
 from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook
 
-SNAPSHOT = ClusterSnapshot(
-    identifier="sales",
-    arn="arn:aws:rds:us-east-1:123456789012:cluster:sales",
-    kind=ClusterKind.SERVERLESS_V2,
-    engine="aurora-postgresql",
-    status="available",
-    capacity=None,
-    min_capacity=0.0,
-    max_capacity=4.0,
-    auto_pause=True,
-    seconds_until_auto_pause=300,
-    endpoint="sales.cluster.example",
-    reader_endpoint=None,
-    port=15432,
-    http_endpoint_enabled=False,
-    iam_auth_enabled=True,
-)
+SNAPSHOT = v2_snapshot()
 
 
 @pytest.fixture

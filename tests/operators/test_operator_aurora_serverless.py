@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow_support import CLUSTER, EmulatedCluster, context, set_connection
+from airflow_support import CLUSTER, EmulatedCluster, context, set_unanswering_aws_connection
 
 from airflow_aurora_wake.core.errors import (
     ClusterNotFoundError,
@@ -296,14 +296,7 @@ def test_returns_within_its_budget_when_aws_never_answers(
 ) -> None:
     """An AWS endpoint that accepts and never answers fails the task after the budget, not minutes."""
     monkeypatch.setattr(operator_module, "DESCRIBE_RETRY_SECONDS", 1.0)
-    set_connection(
-        monkeypatch,
-        "aws_black_hole",
-        conn_type="aws",
-        login="testing",
-        password="testing",
-        extra={"endpoint_url": black_hole, "region_name": "us-east-1"},
-    )
+    set_unanswering_aws_connection(monkeypatch, black_hole)
     operator = AuroraServerlessWakeOperator(
         task_id="wake", db_cluster_identifier="sales", aws_conn_id="aws_black_hole"
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from airflow_support import EmulatedCluster, context, set_connection, set_database_connection
+from airflow_support import EmulatedCluster, context, set_database_connection, set_unanswering_aws_connection
 
 from airflow_aurora_wake.compat import TaskDeferred
 from airflow_aurora_wake.sensors import aurora_serverless as sensor_module
@@ -60,14 +60,7 @@ async def test_defers_within_its_budget_when_aws_never_answers(
 ) -> None:
     """An AWS endpoint that accepts and never answers must not hold the worker slot."""
     monkeypatch.setattr(sensor_module, "FIRST_CHECK_CONNECT_TIMEOUT", FIRST_CHECK_SECONDS)
-    set_connection(
-        monkeypatch,
-        "aws_black_hole",
-        conn_type="aws",
-        login="testing",
-        password="testing",
-        extra={"endpoint_url": black_hole, "region_name": "us-east-1"},
-    )
+    set_unanswering_aws_connection(monkeypatch, black_hole)
     set_database_connection(monkeypatch, "db", engine="postgresql", user="app")
     task = AuroraServerlessReadySensor(
         task_id="ready",

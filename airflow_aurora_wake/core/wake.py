@@ -57,6 +57,8 @@ __all__ = [
 DATA_API_NUDGE_TIMEOUT = 30.0
 
 T = TypeVar("T")
+#: The least time one AWS call of a wake gets, even when its budget is spent.
+MIN_CALL_SECONDS = 2.0
 #: Runs one AWS call, retrying throttling and 5xx answers until the wake's deadline.
 _Retrying = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
@@ -285,12 +287,14 @@ async def _send(
         capacity = plan.capacity
         # The plan's describe may be stale by now (under load, seconds): another run's request or
         # a connection may have woken the cluster, and a capacity request to an awake, scaled-up
-        # cluster would scale it down. Ask only if it is still at capacity 0 right now.
-        current = await with_retries(
-            lambda: describe_cluster(
+        # cluster would scale it down. Ask only if it is still at capacity 0 right now. One try,
+        # not retried: when RDS does not answer it (throttled), the plan's describe stands.
+        try:
+            current = await describe_cluster(
                 rds_client, name, region_name=region_name, calls=calls, timeout=time_left()
             )
-        )
+        except TransientError:
+            current = plan.snapshot
         scaling = current.status.strip().lower() == "scaling-capacity"
         if current.category is not StatusCategory.AVAILABLE or current.capacity != 0 or scaling:
             return WakeAction.ALREADY_WAKING, (
@@ -389,9 +393,10 @@ async def wake_cluster(
     :param rds_data_client: an aiobotocore ``rds-data`` client (for a Data API nudge).
     :param region_name: the region, for messages.
     :param calls: counter for AWS calls.
-    :param retry_seconds: the wake's budget: every AWS call is bounded by what is left of it, and
-        throttling, 5xx and network failures are retried within it. The wake returns within it,
-        plus ``options.nudge_hold_seconds`` for a connection nudge.
+    :param retry_seconds: the wake's budget: every AWS call is bounded by what is left of it (but
+        gets at least :data:`MIN_CALL_SECONDS`), and throttling, 5xx and network failures are
+        retried within it. The wake returns within it plus one call's ``MIN_CALL_SECONDS``, plus
+        ``options.nudge_hold_seconds`` for a connection nudge.
     :param clock: the wall clock.
     :param rng: random source for backoff jitter.
     :param sleep: the sleep coroutine.
@@ -406,9 +411,10 @@ async def wake_cluster(
         return await retry_transient(operation, deadline=deadline, clock=clock, rng=rng, sleep=sleep)
 
     def time_left() -> float:
-        # Every call is bounded by what is left of retry_seconds: the wake returns in time
-        # even when the endpoint accepts and never answers.
-        return max(0.0, deadline - clock())
+        # Every call is bounded by what is left of retry_seconds, so the wake returns in time even
+        # when the endpoint accepts and never answers; but never by less than a call needs, so a
+        # budget spent on throttling still lets the next request be answered.
+        return max(MIN_CALL_SECONDS, deadline - clock())
 
     snapshot = await with_retries(
         lambda: describe_cluster(

@@ -19,9 +19,9 @@ from airflow_aurora_wake.utils.task_parameters import (
     validate_conn_id,
 )
 
-#: The wake's AWS budget: every call is bounded by what is left of it, and throttling and network
-#: errors are retried within it. The operator returns within it plus a connection nudge's hold
-#: (3 s), about 35 s at most, whatever the network does.
+#: The wake's AWS budget: every call is bounded by what is left of it (but gets at least 2 s),
+#: and throttling and network errors are retried within it. The operator returns within it plus
+#: one call's 2 s and a connection nudge's 3 s hold, about 35 s at most, whatever the network does.
 DESCRIBE_RETRY_SECONDS = 30.0
 
 _CONN_ID_FIX = "give the id of a postgres or mysql Airflow connection to the cluster's database, or None"
@@ -64,8 +64,8 @@ class AuroraServerlessWakeOperator(AuroraHookMixin, BaseOperator):
     paused Serverless v1 cluster, ``StartDBCluster`` for a stopped cluster (when
     ``start_if_stopped``), a short connection attempt (``conn_id``) or Data API call
     (``data_api_secret_arn``) for Serverless v2 with auto-pause, nothing for a cluster that is
-    already up. It returns within about 35 s whatever the network does (``DESCRIBE_RETRY_SECONDS``
-    plus a connection nudge's 3 s hold). Follow it with
+    already up. It returns within about 35 s whatever the network does (``DESCRIBE_RETRY_SECONDS``,
+    one more call's 2 s and a connection nudge's 3 s hold). Follow it with
     :class:`~airflow_aurora_wake.sensors.aurora_serverless.AuroraServerlessReadySensor`, which
     waits for a real connection.
 

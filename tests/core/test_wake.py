@@ -196,6 +196,15 @@ async def test_no_capacity_request_to_a_cluster_that_woke_since_the_plan(now: di
     assert "no capacity request sent" in result.detail
 
 
+async def test_a_throttled_check_before_asking_lets_the_plan_stand() -> None:
+    # The check is one try: throttling must not spend the wake's budget on it.
+    throttled = aws_error("Throttling", "Rate exceeded", operation="DescribeDBClusters")
+    rds = ScriptedRds([v1_description(capacity=0), throttled, v1_description(capacity=0)])
+    result = await wake_cluster("legacy", WakeOptions(), rds_client=rds)
+    assert result.action is WakeAction.MODIFY_CAPACITY
+    assert len(rds.modify_calls) == 1 and len(rds.describe_times) == 2
+
+
 async def test_invalid_state_from_modify_means_already_waking() -> None:
     rds = ScriptedRds([v1_description(capacity=0)])
     rds.modify_answers = [aws_error("InvalidDBClusterStateFault", "scaling in progress")]

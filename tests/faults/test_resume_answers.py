@@ -53,6 +53,22 @@ pytestmark = [pytest.mark.faults, pytest.mark.emulator, pytest.mark.db]
 
 #: The clusters of one scenario besides the fixture's (which the deferrable sensor waits on).
 POKE, WOKEN, PLAIN = "sales-poke", "sales-woken", "sales-api"
+
+
+def answer_everywhere(cluster: Any, login: Any, answer: str) -> None:
+    """Give the fixture's cluster ``answer`` while resuming, and add its three twins doing the same."""
+    cluster.emu.set_resume_answers(cluster.identifier, answer)
+    for identifier in (POKE, WOKEN, PLAIN):
+        add_twin(
+            cluster,
+            identifier,
+            kind="serverless-v2",
+            state="paused",
+            iam_auth=login.iam,
+            resume_answer=answer,
+        )
+
+
 #: How long after the emulated ready time a path may report ready. Probes are retried at most
 #: 1 s apart (the Data API's at most 5 s); the rest is margin for a loaded 2-core machine.
 LAG = 5.0
@@ -111,16 +127,7 @@ async def test_each_connection_answer_is_waited_out(
             cluster.emu.set_resume_answers(cluster.identifier, answer)
         secret_guard.expect_tokens = False
         return
-    cluster.emu.set_resume_answers(cluster.identifier, answer)
-    for identifier in (POKE, WOKEN, PLAIN):
-        add_twin(
-            cluster,
-            identifier,
-            kind="serverless-v2",
-            state="paused",
-            iam_auth=login.iam,
-            resume_answer=answer,
-        )
+    answer_everywhere(cluster, login, answer)
 
     async def plain() -> float:
         report = await run_wake_and_wait(cluster, login, secret_guard, identifier=PLAIN)
@@ -278,16 +285,7 @@ async def test_a_refusal_that_outlasts_the_window_fails_naming_both_causes(
         timings={"resume_seconds": LONG_RESUME},
         **login.cluster_kwargs(),
     )
-    cluster.emu.set_resume_answers(cluster.identifier, "pg-hba-refusal")
-    for identifier in (POKE, WOKEN, PLAIN):
-        add_twin(
-            cluster,
-            identifier,
-            kind="serverless-v2",
-            state="paused",
-            iam_auth=login.iam,
-            resume_answer="pg-hba-refusal",
-        )
+    answer_everywhere(cluster, login, "pg-hba-refusal")
     started = time.time()
     errors = await failures_of_every_path(cluster, login, secret_guard, WOKEN)
     ended = time.time()

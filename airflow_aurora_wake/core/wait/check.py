@@ -90,12 +90,15 @@ async def _check(
             return CheckOutcome(
                 False, f"RDS answered {reason}", rds_calls=calls.as_dict(), retry_reason=reason
             )
-        stopped = snapshot.category is StatusCategory.STOPPED and waiting_since is not None
         seen = Observation(
             snapshot,
             probe=request.probe,
             stopped_grace=request.stopped_grace,
-            stopped_for=clock() - waiting_since if stopped and waiting_since is not None else None,
+            stopped_for=(
+                clock() - waiting_since
+                if snapshot.category is StatusCategory.STOPPED and waiting_since is not None
+                else None
+            ),
             seen_up=seen_up,
         )
         decision = decide(seen)

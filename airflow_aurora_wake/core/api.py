@@ -164,7 +164,8 @@ def build_wait_settings(db_cluster_identifier: object, **parameters: Unpack[Wait
         raise InvalidParameterError(
             "user",
             None,
-            "probe='connection' needs a database user: pass user= or dsn='postgresql://USER@HOST/DB'",
+            "the connection probe needs a database user: give it, or a DSN that names it "
+            "(postgresql://USER@HOST/DB)",
         )
     login = LoginSettings(
         engine=engine_family,

@@ -151,7 +151,7 @@ class ClusterSnapshot:
 def _fail(identifier: object, field_name: str, problem: str) -> ClusterDescriptionError:
     return ClusterDescriptionError(
         f"DescribeDBClusters returned an unreadable description for DB cluster {identifier!r}: "
-        f"{field_name} {problem}; check that the endpoint_url points at the RDS API"
+        f"{field_name} {problem}; check that the RDS endpoint URL points at the RDS API"
     )
 
 
@@ -215,7 +215,7 @@ def classify_cluster(description: Mapping[str, Any]) -> ClusterSnapshot:
     if not isinstance(description, Mapping):
         raise ClusterDescriptionError(
             f"DescribeDBClusters returned a cluster description of type {type(description).__name__}, "
-            "not an object; check that the endpoint_url points at the RDS API"
+            "not an object; check that the RDS endpoint URL points at the RDS API"
         )
     raw_identifier = description.get("DBClusterIdentifier")
     identifier = _string(description, "DBClusterIdentifier", raw_identifier, required=True)

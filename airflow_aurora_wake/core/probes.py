@@ -287,7 +287,7 @@ async def probe_once(
         if not snapshot.arn:
             raise ClusterDescriptionError(
                 f"DescribeDBClusters gave no DBClusterArn for {snapshot.identifier!r}; the Data API "
-                "probe needs it (use probe='connection')"
+                "probe needs it: probe over a database connection instead"
             )
         if rds_data_client is None:
             raise ValueError("a Data API probe needs an rds-data client")

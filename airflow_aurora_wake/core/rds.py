@@ -140,7 +140,7 @@ async def describe_cluster(
     if not isinstance(clusters, list):
         raise ClusterDescriptionError(
             f"DescribeDBClusters answered without a DBClusters list for {identifier!r}; check that "
-            "the endpoint_url points at the RDS API"
+            "the RDS endpoint URL points at the RDS API"
         )
     if not clusters:
         if seen:

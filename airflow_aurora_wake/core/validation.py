@@ -116,8 +116,8 @@ def resolve_cluster(identifier: object, region_name: object) -> tuple[str, str |
         raise InvalidParameterError(
             "region_name",
             region,
-            f"the cluster ARN is in {reference.region_from_arn}: pass region_name="
-            f"{reference.region_from_arn!r} or None",
+            f"the cluster ARN is in {reference.region_from_arn}: give that region, or none (the "
+            "ARN's region is then used)",
         )
     return reference.identifier, region or reference.region_from_arn
 
@@ -144,7 +144,7 @@ def validate_endpoint_url(value: object, parameter: str = "endpoint_url") -> str
     """
     if value is None:
         return None
-    fix = "give an http:// or https:// URL such as 'http://127.0.0.1:5000', or None"
+    fix = "give an http:// or https:// URL such as 'http://127.0.0.1:5000', or leave it unset"
     text = _require_str(parameter, value, fix)
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -297,7 +297,7 @@ def validate_probe_settings(
         raise InvalidParameterError(
             "data_api_secret_arn",
             None,
-            "probe='data-api' needs the ARN of a Secrets Manager secret with the login",
+            "the data-api probe needs the ARN of a Secrets Manager secret with the login",
         )
     return kind, secret
 

@@ -1,4 +1,4 @@
-"""Decide and send the wake that fits a cluster; return at once (the sensor does the waiting).
+"""Decide and send the wake that fits a cluster; return at once (the readiness wait follows).
 
 :func:`plan_wake` is pure (a snapshot and options in, a plan out) so every row of the decision
 table is testable without AWS; :func:`wake_cluster` describes, plans and sends the plan's one request.
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: Seconds a Data API nudge may take: it answers DatabaseResumingException at once on a paused
-#: cluster, so a longer call means trouble the sensor's own probe will see.
+#: cluster, so a longer call means trouble the readiness probe will see.
 DATA_API_NUDGE_TIMEOUT = 30.0
 
 T = TypeVar("T")
@@ -73,7 +73,7 @@ class WakeAction(str, Enum):
     NONE = "none"
     #: a wake was already under way (cluster ``starting``, or AWS answered InvalidDBClusterStateFault)
     ALREADY_WAKING = "already-waking"
-    #: v2 with auto-pause and no nudge configured: the sensor's probe connection wakes it
+    #: v2 with auto-pause and no nudge configured: the readiness probe's first attempt wakes it
     PROBE_WILL_WAKE = "probe-will-wake"
 
 
@@ -213,7 +213,10 @@ def plan_wake(snapshot: ClusterSnapshot, options: WakeOptions) -> WakePlan:
     if category is StatusCategory.STOPPED:
         if not options.start_if_stopped:
             raise ClusterStateError(
-                name, snapshot.status, "start it (StartDBCluster) or set start_if_stopped=True"
+                name,
+                snapshot.status,
+                "this wake was asked not to start it: start it (StartDBCluster), or let the wake "
+                "start stopped clusters",
             )
         return WakePlan(snapshot, WakeAction.START, f"cluster {name} is stopped; starting it")
     if category is StatusCategory.WAKING:
@@ -257,8 +260,8 @@ def plan_wake(snapshot: ClusterSnapshot, options: WakeOptions) -> WakePlan:
         return WakePlan(
             snapshot,
             WakeAction.PROBE_WILL_WAKE,
-            f"cluster {name} may be paused (auto-pause); no nudge configured: the sensor's probe "
-            "connection will wake it",
+            f"cluster {name} may be paused (auto-pause); no nudge configured: the readiness probe's "
+            "first attempt will wake it",
         )
     return WakePlan(
         snapshot,
@@ -385,7 +388,7 @@ async def wake_cluster(
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     nudge_target: Callable[[ClusterSnapshot], Awaitable[DatabaseTarget]] | None = None,
 ) -> WakeResult:
-    """Describe, plan and execute a wake: what the wake operator runs.
+    """Describe, plan and execute a wake: what the wake operator and :func:`wake_and_wait` run.
 
     :param db_cluster_identifier: the cluster identifier.
     :param options: how to wake.

@@ -11,6 +11,13 @@ from airflow_aurora_wake.core.wait import WaitRequest, wait_until_ready
 from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook, aws_settings_key
 from airflow_aurora_wake.utils.mixins import AuroraHookMixin, ReadyWaitMixin
 
+#: Why a trigger's wait begins after its deadline, in Airflow's words (the core's diagnosis cannot
+#: know that the time went while the triggerer was down or overloaded).
+_LATE_TRIGGER = (
+    "Here the time went while the triggerer was down or overloaded (a re-created trigger keeps "
+    "the sensor's deadline): check the triggerer; the timeout to raise is the sensor's."
+)
+
 
 class AuroraServerlessReadyTrigger(AuroraHookMixin, ReadyWaitMixin, BaseTrigger):
     """
@@ -164,7 +171,9 @@ class AuroraServerlessReadyTrigger(AuroraHookMixin, ReadyWaitMixin, BaseTrigger)
             )
         except ReadyTimeoutError as exc:
             self.log.info("DB cluster %r not ready by the deadline: %s", self.db_cluster_identifier, exc)
-            event: dict[str, Any] = {"status": "timeout", "message": str(exc)}
+            late = exc.diagnosis.started_late is not None
+            message = f"{exc} {_LATE_TRIGGER}" if late else str(exc)
+            event: dict[str, Any] = {"status": "timeout", "message": message}
         except AuroraWakeError as exc:
             self.log.error("Wait for DB cluster %r failed: %s", self.db_cluster_identifier, exc)
             event = {"status": "error", "error_type": type(exc).__name__, "message": str(exc)}

@@ -94,7 +94,7 @@ async def test_stopped_cluster_is_started_and_waited_for(emulator: AuroraEmulato
 
 
 async def test_stopped_cluster_without_start_fails_at_once(emulator: AuroraEmulator) -> None:
-    with pytest.raises(ClusterStateError, match="start_if_stopped"):
+    with pytest.raises(ClusterStateError, match="asked not to start it"):
         await wake_and_wait("orders", start_if_stopped=False, **_common(emulator, []))
     assert emulator.counters()["rds_calls"].get("StartDBCluster", 0) == 0
 

@@ -3,8 +3,8 @@
 Values argparse can type-check (``--timeout abc``, an unknown ``--probe``) are refused by
 argparse naming the flag; the others are refused by the core's validation, and the message
 names the flag (``--timeout``, not ``timeout``). Nothing is called or connected first (the
-emulator's counters), the one JSON line on stdout says ``ready: false``, and a password never
-shows.
+emulator's counters), the one JSON line on stdout says ``ready: false``, a password never
+shows, and nothing printed speaks of Airflow.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from caller_words import airflow_words_in
 
 from airflow_aurora_wake.cli import main
 from airflow_aurora_wake.core.cli import EXIT_MISCONFIGURED
@@ -52,6 +53,7 @@ def cli(emulator: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
         after = sum(counters["rds_calls"].values()), sum(counters["connection_attempts"].values())
         assert after == before, "the CLI called AWS or connected before refusing its input"
         assert PASSWORD not in out + err
+        assert airflow_words_in(out + err) == [], out + err
         return status, out, err
 
     return run

@@ -147,7 +147,8 @@ def test_data_api_not_enabled_says_what_to_do() -> None:
     exc = data_api_error("HttpEndpointNotEnabledException", "HttpEndpoint is not enabled for cluster sales")
     verdict = classify_error(exc, where="rds-data", cluster="sales")
     assert not verdict.retry and isinstance(verdict.error, DataApiNotEnabledError)
-    assert "enable the Data API" in str(verdict.error) and "probe='connection'" in str(verdict.error)
+    message = str(verdict.error)
+    assert "enable the Data API" in message and "over a connection instead of the Data API" in message
 
 
 def test_data_api_forbidden_names_the_actions() -> None:

@@ -153,7 +153,7 @@ def test_stopped_gets_a_grace_period_then_fails_naming_the_wake_operator(
         finally:
             failed_at.append(loop.time())
 
-    with pytest.raises(ClusterStateError, match="wake operator") as caught:
+    with pytest.raises(ClusterStateError, match="a wake that starts stopped clusters") as caught:
         run_virtual(main)
     assert "StartDBCluster" in str(caught.value) and "'stopped'" in str(caught.value)
     assert failed_at == [60.0]
@@ -597,7 +597,7 @@ def test_check_ready_once_stopped_past_the_grace_fails(scripted_probe: ScriptedP
             request(), FakeResources(rds), waiting_since=loop.wall(), clock=loop.wall
         )
         await asyncio.sleep(61)
-        with pytest.raises(ClusterStateError, match="wake operator"):
+        with pytest.raises(ClusterStateError, match="a wake that starts stopped clusters"):
             await check_ready_once(
                 request(), FakeResources(rds), waiting_since=loop.wall() - 61, clock=loop.wall
             )

@@ -121,7 +121,7 @@ def test_stopped_is_started_when_allowed() -> None:
 
 
 def test_stopped_without_start_if_stopped_fails_clearly() -> None:
-    with pytest.raises(ClusterStateError, match=r"start it .*or set start_if_stopped=True"):
+    with pytest.raises(ClusterStateError, match=r"asked not to start it: start it \(StartDBCluster\)"):
         plan_wake(
             classify_cluster(provisioned_description(status="stopped")), WakeOptions(start_if_stopped=False)
         )
@@ -288,7 +288,7 @@ async def test_data_api_nudge_not_enabled_fails_with_advice() -> None:
     data_api = ScriptedDataApi()
     data_api.errors = [data_api_error("HttpEndpointNotEnabledException", "HttpEndpoint is not enabled")]
     rds = ScriptedRds([v2_description(min_capacity=0)])
-    with pytest.raises(DataApiNotEnabledError, match="probe='connection'"):
+    with pytest.raises(DataApiNotEnabledError, match="over a connection instead of the Data API"):
         await wake_cluster(
             "sales", WakeOptions(data_api_secret_arn=SECRET), rds_client=rds, rds_data_client=data_api
         )

@@ -44,7 +44,7 @@ NEVER = {
     "kept-stopped": (
         {"state": "stopped"},
         {"stopped_grace": 600},
-        "The cluster is stopped: run the wake operator",
+        "The cluster is stopped: start it before waiting",
     ),
 }
 

@@ -139,7 +139,7 @@ def test_starting_cluster_is_already_waking(emulated: Any, engine: str) -> None:
 @ENGINE_PARAMS
 def test_stopped_cluster_without_start_if_stopped_fails_at_once(emulated: Any, engine: str) -> None:
     cluster = emulated(kind="provisioned", engine=engine, state="stopped")
-    with pytest.raises(ClusterStateError, match=r"'sales' is 'stopped'.*start_if_stopped=True"):
+    with pytest.raises(ClusterStateError, match=r"'sales' is 'stopped'.*StartDBCluster.*let the wake start"):
         wake(cluster, start_if_stopped=False).execute(context())
     assert wake_calls(cluster) == {}
 

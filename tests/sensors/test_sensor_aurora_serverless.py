@@ -278,7 +278,7 @@ def test_data_api_off_fails_at_once(emulated: Any) -> None:
 
 def test_stopped_cluster_without_wake_fails_at_once_with_no_grace(emulated: Any) -> None:
     cluster = emulated(kind="provisioned", state="stopped")
-    with pytest.raises(ClusterStateError, match=r"stopped.*AuroraServerlessWakeOperator"):
+    with pytest.raises(ClusterStateError, match=r"stopped.*StartDBCluster, or a wake that starts stopped"):
         sensor(cluster, stopped_grace=0).execute(context())
     assert cluster.counters()["rds_calls"] == {"DescribeDBClusters": 1}
 
@@ -312,7 +312,7 @@ async def test_timeout_event_carries_the_diagnosis(emulated: Any) -> None:
     assert payload["status"] == "timeout"
     message = payload["message"]
     assert "'sales'" in message and "not ready after" in message
-    assert "'stopped'" in message and "wake operator" in message
+    assert "'stopped'" in message and "a wake that starts stopped clusters" in message
     with pytest.raises(AirflowSensorTimeout) as excinfo:
         task.execute_complete(context(), payload)
     assert str(excinfo.value) == message

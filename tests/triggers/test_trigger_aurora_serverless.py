@@ -207,6 +207,17 @@ async def test_past_deadline_times_out_with_a_diagnosis(emulated: Any) -> None:
     assert "DB cluster 'sales' in us-east-1 was not ready after" in payload["message"]
 
 
+async def test_a_trigger_run_after_its_deadline_names_the_triggerer(emulated: Any) -> None:
+    # The core's diagnosis says the wait began late in words for every caller; only the trigger
+    # knows the time went while the triggerer was down, and which timeout to raise.
+    cluster = emulated(kind="provisioned", state="stopped")
+    payload = await first_event(trigger(cluster, timeout=-5.0))
+    assert payload["status"] == "timeout"
+    message = payload["message"]
+    assert "'sales' in us-east-1: the wait began" in message and "after its deadline" in message
+    assert "the triggerer was down or overloaded" in message and "the sensor's" in message
+
+
 async def test_waits_on_one_cluster_share_one_loop(emulated: Any) -> None:
     cluster = emulated(kind="serverless-v2", state="paused", timings={"resume_seconds": 2})
     first, second = trigger(cluster), trigger(cluster, timeout=45)

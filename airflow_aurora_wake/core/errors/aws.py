@@ -114,8 +114,8 @@ def _classify_aws(
         return ErrorVerdict(retry=False, reason=code, error=AwsPermissionError(_action_name(where), message))
     if code in CREDENTIAL_CODES:
         error = AwsCredentialsError(
-            f"AWS rejected the credentials of the AWS connection ({code}): check the access key, "
-            "secret key, session token and their expiry"
+            f"AWS rejected the credentials ({code}): check the access key, secret key, session "
+            "token and their expiry"
         )
         return ErrorVerdict(retry=False, reason=code, error=error)
     if code == "HttpEndpointNotEnabledException" or (
@@ -123,7 +123,7 @@ def _classify_aws(
     ):
         error = DataApiNotEnabledError(
             f"the Data API is not enabled on DB cluster {cluster!r}: enable the Data API (HTTP "
-            "endpoint) on the cluster, or use probe='connection'"
+            "endpoint) on the cluster, or reach the database over a connection instead of the Data API"
         )
         return ErrorVerdict(retry=False, reason=code, error=error)
     if code in DATA_API_RETRY_CODES:
@@ -178,7 +178,7 @@ def _classify_data_api(code: str, message: str, *, cluster: str | None) -> Error
             cluster or "(unknown)",
             "without a DB instance",
             "the Data API found no DB instance in it (DatabaseNotFoundException): add a writer "
-            "instance to the cluster, or point the task at a cluster that has one",
+            "instance to the cluster, or wait for a cluster that has one",
         )
         return ErrorVerdict(retry=False, reason=code, error=error)
     if "does not exist" in lowered and "database" in lowered:
@@ -209,13 +209,16 @@ def _classify_botocore_local(exc: Exception) -> ErrorVerdict | None:
     error: AuroraWakeError
     if isinstance(exc, botocore_exceptions.NoCredentialsError | botocore_exceptions.PartialCredentialsError):
         error = AwsCredentialsError(
-            f"no usable AWS credentials were found ({type(exc).__name__}): configure the AWS "
-            "connection (or the environment / instance profile)"
+            f"no usable AWS credentials were found ({type(exc).__name__}): configure AWS "
+            "credentials (an access key, a profile, or an instance or task role)"
         )
         return ErrorVerdict(retry=False, reason=type(exc).__name__, error=error)
     if isinstance(exc, botocore_exceptions.NoRegionError):
         error = InvalidParameterError(
-            "region_name", None, "no AWS region is configured: pass region_name or set AWS_DEFAULT_REGION"
+            "region_name",
+            None,
+            "no AWS region is configured: give the region, or set a default one (AWS_DEFAULT_REGION "
+            "or the profile's region)",
         )
         return ErrorVerdict(retry=False, reason="NoRegionError", error=error)
     if isinstance(

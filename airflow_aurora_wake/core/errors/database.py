@@ -98,7 +98,7 @@ def _name_not_found_verdict(
         )
     error = DatabaseConfigurationError(
         f"the host name of {_target_label(target)} has not resolved for {spent:.0f} s ({detail}): "
-        "check the connection's host for a typo, and that the cluster still exists"
+        "check the database host name for a typo, and that the cluster still exists"
     )
     return ErrorVerdict(retry=False, reason="the host name does not exist", error=error)
 

@@ -19,6 +19,7 @@ __all__ = [
     "ClusterDescriptionError",
     "ClusterNotFoundError",
     "ClusterStateError",
+    "ConnectionLookupError",
     "DataApiNotEnabledError",
     "DatabaseAuthenticationError",
     "DatabaseConfigurationError",
@@ -69,8 +70,8 @@ class ClusterNotFoundError(AuroraWakeError):
         self.region = region
         where = region or "the default region of the AWS credentials"
         super().__init__(
-            f"DB cluster {identifier!r} was not found in {where}: check the cluster identifier "
-            "and the region (region_name) of the AWS connection"
+            f"DB cluster {identifier!r} was not found in {where}: check the cluster identifier, "
+            "the region, and that the AWS credentials belong to the cluster's account"
         )
 
 
@@ -87,7 +88,7 @@ class AwsPermissionError(AuroraWakeError):
 
     def __init__(self, action: str, detail: str | None = None) -> None:
         self.action = action
-        message = f"AWS denied {action}: grant {action} to the role or user of the AWS connection"
+        message = f"AWS denied {action}: grant {action} to the role or user whose credentials made the call"
         if detail:
             message += f" (AWS said: {detail})"
         super().__init__(message)
@@ -127,15 +128,15 @@ class ClusterStateError(AuroraWakeError):
 
 _DEFAULT_STATE_FIX = (
     "waiting cannot make it available; repair or recreate the cluster, "
-    "or wait until it is available before running this task again"
+    "or wait until it is available before waiting for it again"
 )
 _STATE_FIXES = {
     "stopping": (
         "it is being stopped (StopDBCluster, the console or another tool), so waiting cannot make "
-        "it available; once it is stopped, start it again (the wake operator with "
-        "start_if_stopped=True, or StartDBCluster) and re-run the task, and find what stops it"
+        "it available; once it is stopped, start it again (StartDBCluster, or a wake that starts "
+        "stopped clusters) and wait again, and find what stops it"
     ),
-    "deleting": "it is being deleted: point the task at another cluster",
+    "deleting": "it is being deleted: wait for another cluster instead",
 }
 
 
@@ -145,6 +146,14 @@ class DatabaseAuthenticationError(AuroraWakeError):
 
 class DatabaseConfigurationError(AuroraWakeError):
     """The connection settings cannot work: unknown database, engine mismatch, TLS failure."""
+
+
+class ConnectionLookupError(AuroraWakeError):
+    """Connection settings could not be read for a reason other than their absence.
+
+    For example a secrets backend that refused access or failed: the connection may well
+    exist, so the message names what failed instead of calling it missing.
+    """
 
 
 class DatabaseProbeError(AuroraWakeError):
@@ -198,9 +207,9 @@ class WaitDiagnosis:
         if self.started_late is not None:
             return (
                 f"DB cluster {self.identifier!r}{where}: the wait began {self.started_late:.1f} s after "
-                "its deadline, so nothing was tried. A trigger re-created after its deadline (the "
-                "triggerer was down or overloaded) keeps the original deadline instead of starting "
-                "the clock again: re-run the task, and raise the sensor's timeout if this recurs."
+                "its deadline, so nothing was tried: the whole timeout went before the wait started "
+                "(a wake, a queue, a restart that kept the original deadline). Try again, and raise "
+                "the timeout if this recurs."
             )
         parts = [f"DB cluster {self.identifier!r}{where} was not ready after {self.elapsed:.1f} s"]
         if self.last_status is None:
@@ -225,20 +234,23 @@ class WaitDiagnosis:
         status = self.last_status
         error = (self.last_probe_error or "").lower()
         if status is None:
-            return "Check the AWS connection, region and network access to the RDS API."
+            return "Check the AWS credentials, the region and network access to the RDS API."
         if status in ("starting", "creating", "rebooting"):
             return "The cluster was still starting; a start can take several minutes: raise the timeout."
         if status == "stopped":
-            return "The cluster is stopped: run the wake operator (or StartDBCluster) first."
+            return (
+                "The cluster is stopped: start it before waiting (StartDBCluster, or a wake that "
+                "starts stopped clusters)."
+            )
         if "timed out" in error or "timeout" in error:
             return (
                 "Connections timed out: the cluster may still be resuming (raise the timeout or "
-                "connect_timeout), or a security group / network ACL drops the traffic."
+                "the connect timeout), or a security group / network ACL drops the traffic."
             )
         if "refused" in error:
-            return "Connections were refused: check the host and port of the connection."
+            return "Connections were refused: check the database host and port."
         if "name resolution" in error or "dns" in error:
-            return "The host name did not resolve: check the host of the connection."
+            return "The host name did not resolve: check the database host name."
         return "Raise the timeout if the cluster is known to take longer to resume."
 
 

@@ -115,14 +115,13 @@ def _decide_stopped(seen: Observation, line: str) -> Decision:
     if seen.seen_up is not None:
         why = (
             f"it was stopped while waiting for it (this wait had seen it {seen.seen_up!r}): something "
-            "stopped it (StopDBCluster, the console, another tool); start it again (the wake "
-            "operator AuroraServerlessWakeOperator with start_if_stopped=True, or StartDBCluster) "
-            "and re-run the task"
+            "stopped it (StopDBCluster, the console, another tool); start it again (StartDBCluster, "
+            "or a wake that starts stopped clusters) and wait again"
         )
     elif (seen.stopped_for or 0.0) >= seen.stopped_grace:
         why = (
-            f"it stayed stopped for {seen.stopped_grace:g} s: a stopped cluster needs the wake operator "
-            "(AuroraServerlessWakeOperator with start_if_stopped=True) or a StartDBCluster call first"
+            f"it stayed stopped for {seen.stopped_grace:g} s: start it before waiting (StartDBCluster, "
+            "or a wake that starts stopped clusters)"
         )
     else:
         return Decision(

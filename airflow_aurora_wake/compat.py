@@ -86,12 +86,28 @@ async def get_async_connection(conn_id: str) -> Connection:
     deadlock, and on 2.11 it does not exist. The common-compat provider picks the safe path
     for the running version (a worker thread where needed).
 
+    On Airflow 3, a connection the asynchronous look-up does not find is looked up once more
+    through the synchronous one, in a worker thread. The asynchronous look-up asks the
+    supervisor over an asynchronous channel that the in-process supervisor of ``dag.test()``
+    and ``airflow dags test`` does not have (3.3.2), and it reads any failure of a source as
+    "not found": connections stored in the metadata database then seem not to exist. The
+    synchronous look-up reaches every source through the channel that does exist, and from a
+    worker thread it cannot deadlock the loop.
+
     :param conn_id: The Airflow connection id to look up.
-    :raises AirflowNotFoundException: When no connection of that id exists.
+    :raises AirflowNotFoundException: When no source has a connection of that id.
     """
     from airflow.providers.common.compat.connection import get_async_connection as _get
 
-    return await _get(conn_id)
+    try:
+        return await _get(conn_id)
+    except AirflowNotFoundException:
+        if not AIRFLOW_V_3_0_PLUS:
+            raise  # 2.11's look-up already was the synchronous one
+    from asgiref.sync import sync_to_async
+
+    connection: Connection = await sync_to_async(BaseHook.get_connection)(conn_id)
+    return connection
 
 
 async def get_async_extra_dejson(conn: Connection) -> dict[str, Any]:

@@ -2,9 +2,12 @@
 
 Importing this module, before anything imports ``airflow``, points Airflow at a temporary
 ``AIRFLOW_HOME`` for the whole session (SQLite metadata database inside it, unit-test mode, no
-example DAGs, the project's ``example_dags`` as DAGs folder). Each adapter test folder's
-``conftest.py`` imports it first. Connections come from ``AIRFLOW_CONN_<ID>`` environment
-variables in JSON form, set per test with ``monkeypatch``.
+example DAGs, the project's ``example_dags`` as DAGs folder and ``tests/dags`` as a second
+bundle, Airflow's local-filesystem secrets backend with an empty connections file). Each
+adapter test folder's ``conftest.py`` imports it first. Connections come from
+``AIRFLOW_CONN_<ID>`` environment variables in JSON form, set per test with ``monkeypatch``;
+tests/hooks/test_hook_connection_sources.py also stores them in the metadata database and the
+secrets backend.
 
 It also has the fixtures and helpers the adapter tests share: emulators, connection set-up, the
 trigger round trip through Airflow's own storage of trigger kwargs, and ``airflow db migrate``
@@ -23,13 +26,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_DAGS_FOLDER = REPO_ROOT / "example_dags"
+#: DAGs that only the tests run; a second DAG bundle on Airflow 3, whose ``dag.test()`` runs
+#: only DAGs found in a bundle.
+TEST_DAGS_FOLDER = REPO_ROOT / "tests" / "dags"
 
 if "airflow" in sys.modules and not os.environ.get("AURORA_WAKE_TEST_AIRFLOW_HOME"):
     raise RuntimeError(
@@ -54,6 +60,22 @@ AIRFLOW_ENV = {
     "AIRFLOW__CORE__FERNET_KEY": "u9QxW3i5eV2cQmHkN2x0mYq0d8cQxQm4vB2WfH8gZ1s=",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
 }
+#: Connections served by Airflow's local-filesystem secrets backend, which the whole session
+#: configures as users configure a secrets backend; empty but while a test stores one there.
+SECRETS_BACKEND_CONNECTIONS = Path(AIRFLOW_HOME) / "secrets-backend-connections.json"
+if not SECRETS_BACKEND_CONNECTIONS.exists():
+    SECRETS_BACKEND_CONNECTIONS.write_text("{}")
+AIRFLOW_ENV["AIRFLOW__SECRETS__BACKEND"] = "airflow.secrets.local_filesystem.LocalFilesystemBackend"
+AIRFLOW_ENV["AIRFLOW__SECRETS__BACKEND_KWARGS"] = json.dumps(
+    {"connections_file_path": str(SECRETS_BACKEND_CONNECTIONS)}
+)
+_LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+AIRFLOW_ENV["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {"name": "dags-folder", "classpath": _LOCAL_BUNDLE, "kwargs": {}},
+        {"name": "test-dags", "classpath": _LOCAL_BUNDLE, "kwargs": {"path": str(TEST_DAGS_FOLDER)}},
+    ]
+)
 if AIRFLOW_2:
     # 2.11's unit-test mode selects the LocalExecutor, which refuses SQLite; dag.test() needs none.
     AIRFLOW_ENV["AIRFLOW__CORE__EXECUTOR"] = "SequentialExecutor"
@@ -328,3 +350,129 @@ async def until(condition: Any, seconds: float = 10.0) -> None:
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(poll(), seconds)
+
+
+# --------------------------------------------------------------------------- DAG runs
+def load_dag(path: Path) -> Any:
+    """Import a DAG file as a fresh module and return its ``dag``.
+
+    :param path: The DAG file, in the DAGs folder or ``tests/dags`` (Airflow 3's ``dag.test()``
+        runs only DAGs of a bundle).
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+@pytest.fixture
+def trigger_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """Record the kwargs of every readiness trigger that runs (proof that the sensor deferred)."""
+    from airflow_aurora_wake.triggers.aurora_serverless import AuroraServerlessReadyTrigger
+
+    runs: list[dict[str, Any]] = []
+    original_run = AuroraServerlessReadyTrigger.run
+
+    async def spy_run(self: Any) -> AsyncIterator[Any]:
+        runs.append(self.serialize()[1])
+        async for event in original_run(self):
+            yield event
+
+    monkeypatch.setattr(AuroraServerlessReadyTrigger, "run", spy_run)
+    yield runs
+
+
+def run_state(run: Any) -> str:
+    """The state of a DAG run as a plain string (``success``, ``failed``...)."""
+    return str(getattr(run.state, "value", run.state))
+
+
+def plain(value: Any) -> Any:
+    """Turn tuples (rows) into lists, recursively, so XComs compare with JSON-like literals.
+
+    :param value: A deserialised XCom value.
+    """
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value
+
+
+def task_states_and_xcoms(dag_id: str, run_id: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """Read the task instances' states and return values of one DAG run from Airflow's database.
+
+    XComs are deserialised the way a downstream task would see them, rows as lists.
+
+    :param dag_id: The DAG id.
+    :param run_id: The DAG run id.
+    """
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    try:  # Airflow 3
+        from airflow.models.xcom import XComModel as XComTable
+        from airflow.sdk.serde import deserialize
+
+        def row_value(row: Any) -> Any:
+            return deserialize(XComTable.deserialize_value(row))
+    except ImportError:  # Airflow 2.11: the ORM row deserialises its value when loaded
+        from airflow.models.xcom import XCom as XComTable  # type: ignore[no-redef]
+
+        def row_value(row: Any) -> Any:
+            return row.value
+
+    with create_session() as session:
+        instances = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        )
+        states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in instances}
+        rows = session.scalars(
+            select(XComTable).where(
+                XComTable.dag_id == dag_id, XComTable.run_id == run_id, XComTable.key == "return_value"
+            )
+        )
+        xcoms = {row.task_id: plain(row_value(row)) for row in rows}
+    return states, xcoms
+
+
+#: The ETL table of ``example_aurora_serverless_wake`` and the rows one run writes to it.
+SALES_TABLE = "aurora_wake_example_sales"
+SALES_ROWS = [["apples", 3], ["bread", 2], ["coffee", 5]]
+
+
+def sales_rows(server: Any, run_id: str, *, delete: bool = False) -> list[list[Any]]:
+    """Read (and optionally delete) one DAG run's rows of the ETL table on the real server.
+
+    :param server: The real server behind the emulated cluster (a ``DatabaseServer`` fixture).
+    :param run_id: The DAG run id the rows are tagged with.
+    :param delete: Delete the rows after reading them (test clean-up).
+    """
+    select_sql = f"SELECT item, amount FROM {SALES_TABLE} WHERE run_id = %s ORDER BY item"
+    delete_sql = f"DELETE FROM {SALES_TABLE} WHERE run_id = %s"
+    if server.engine == "postgresql":
+        import psycopg
+
+        with psycopg.connect(
+            host=server.host, port=server.port, user=server.user, dbname=server.database
+        ) as db:
+            rows = db.execute(select_sql, (run_id,)).fetchall()
+            if delete:
+                db.execute(delete_sql, (run_id,))
+    else:
+        import pymysql
+
+        with pymysql.connect(
+            host=server.host, port=server.port, user=server.user, database=server.database
+        ) as db:
+            with db.cursor() as cursor:
+                cursor.execute(select_sql, (run_id,))
+                rows = cursor.fetchall()
+                if delete:
+                    cursor.execute(delete_sql, (run_id,))
+            db.commit()
+    return [list(row) for row in rows]

@@ -21,18 +21,26 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from asgiref.sync import sync_to_async
 
 from airflow_aurora_wake.compat import (
-    AirflowNotFoundException,
     BaseHook,
     Connection,
-    get_async_connection,
     get_async_extra_dejson,
 )
 from airflow_aurora_wake.core.cluster import ClusterSnapshot
 from airflow_aurora_wake.core.engines import EngineFamily
-from airflow_aurora_wake.core.errors import DatabaseConfigurationError, InvalidParameterError
+from airflow_aurora_wake.core.errors import (
+    DatabaseConfigurationError,
+    InvalidParameterError,
+)
 from airflow_aurora_wake.core.probes import DatabaseTarget
 from airflow_aurora_wake.core.targets import LoginSettings, build_target
 from airflow_aurora_wake.core.tls import option_bool, ssl_setting_from_options
+from airflow_aurora_wake.hooks.connections import (
+    DEFAULT_AWS_CONN_ID,
+    afind_connection,
+    aws_connection_fault,
+    connection_not_found,
+    find_connection,
+)
 from airflow_aurora_wake.hooks.shared_clients import SHARED_CLIENTS
 
 T = TypeVar("T")
@@ -76,41 +84,6 @@ def aws_settings_key(
     return (aws_conn_id, region_name, verify, config)
 
 
-def _aws_connection_fault(conn_id: str, connection: Connection | None) -> str | None:
-    """What makes the AWS connection ``conn_id`` unusable, or ``None`` when it may be used.
-
-    The Amazon provider falls back to the default boto3 credentials, with only a warning, when
-    an AWS connection does not exist: a typo then acts, or signs IAM tokens, with other
-    credentials. Only the conventional default ``aws_default`` keeps that fallback, since many
-    deployments rely on it without defining the connection.
-
-    :param conn_id: The AWS connection id.
-    :param connection: The connection found, ``None`` when none has that id.
-    """
-    if connection is None:
-        if conn_id == AuroraServerlessHook.default_conn_name:
-            return None
-        return (
-            "no Airflow connection with this id exists: create an AWS connection with this id "
-            f"(or an AIRFLOW_CONN_{conn_id.upper()} environment variable, set for the worker and "
-            "the triggerer)"
-        )
-    conn_type = (connection.conn_type or "aws").lower()
-    if conn_type != "aws":
-        return f"connection {conn_id!r} has type {conn_type!r}, not 'aws'"
-    return None
-
-
-def _connection_not_found(conn_id: str) -> InvalidParameterError:
-    return InvalidParameterError(
-        "conn_id",
-        conn_id,
-        "no Airflow connection with this id exists: create it (UI, `airflow connections add`, a "
-        f"secrets backend, or an AIRFLOW_CONN_{conn_id.upper()} environment variable, which must "
-        "then be set for the worker and for the triggerer)",
-    )
-
-
 class AuroraServerlessHook(BaseHook):
     """
     Interact with a sleeping Aurora cluster: async RDS and RDS Data API clients and a database target.
@@ -138,7 +111,7 @@ class AuroraServerlessHook(BaseHook):
     """
 
     conn_name_attr = "aws_conn_id"
-    default_conn_name = "aws_default"
+    default_conn_name = DEFAULT_AWS_CONN_ID
     conn_type = "aws"
     hook_name = "Amazon Aurora Serverless"
 
@@ -231,10 +204,9 @@ class AuroraServerlessHook(BaseHook):
                 "or mysql Airflow connection, or use probe='data-api' with data_api_secret_arn",
             )
         if self._connection is None or self._extra is None:
-            try:
-                connection = await get_async_connection(self.conn_id)
-            except AirflowNotFoundException:
-                raise _connection_not_found(self.conn_id) from None
+            connection = await afind_connection(self.conn_id, parameter="conn_id")
+            if connection is None:
+                raise connection_not_found(self.conn_id)
             extra = await get_async_extra_dejson(connection)
             self._connection, self._extra = connection, extra
         return self._connection, self._extra
@@ -247,10 +219,9 @@ class AuroraServerlessHook(BaseHook):
         """
         if self.conn_id is None:
             return
-        try:
-            connection = self.get_connection(self.conn_id)
-        except AirflowNotFoundException:
-            raise _connection_not_found(self.conn_id) from None
+        connection = find_connection(self.conn_id, parameter="conn_id")
+        if connection is None:
+            raise connection_not_found(self.conn_id)
         conn_type = (connection.conn_type or "").lower()
         if conn_type not in CONN_TYPES["postgresql"] | CONN_TYPES["mysql"]:
             raise InvalidParameterError(
@@ -272,11 +243,8 @@ class AuroraServerlessHook(BaseHook):
         conn_id = self.aws_conn_id
         if conn_id is None:
             return
-        try:
-            connection: Connection | None = self.get_connection(conn_id)
-        except AirflowNotFoundException:
-            connection = None
-        fault = _aws_connection_fault(conn_id, connection)
+        connection = find_connection(conn_id, parameter="aws_conn_id")
+        fault = aws_connection_fault(conn_id, connection)
         if fault is None:
             return
         remedy = (
@@ -309,11 +277,8 @@ class AuroraServerlessHook(BaseHook):
                 f"{origin} has extra aws_conn_id={conn_id!r}, which is not a connection id: give the "
                 f"id of the AWS connection that signs its IAM tokens, or {instead}"
             )
-        try:
-            connection: Connection | None = await get_async_connection(conn_id)
-        except AirflowNotFoundException:
-            connection = None
-        fault = _aws_connection_fault(conn_id, connection)
+        connection = await afind_connection(conn_id, parameter=f"the aws_conn_id extra of {origin}")
+        fault = aws_connection_fault(conn_id, connection)
         if fault is not None:
             remedy = "" if connection is None else ": point it at an Amazon Web Services connection"
             raise DatabaseConfigurationError(

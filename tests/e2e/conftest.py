@@ -15,7 +15,10 @@ from airflow_aurora_wake.emulator import AuroraEmulator, ClusterSpec, Timings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_DAG = REPO_ROOT / "example_dags" / "example_aurora_serverless_wake.py"
-SLOT_PROBE_DAG = Path(__file__).resolve().parent / "dags" / "e2e_executor_slot_probe.py"
+E2E_DAGS = [
+    Path(__file__).resolve().parent / "dags" / name
+    for name in ("e2e_executor_slot_probe.py", "e2e_connection_sources.py")
+]
 CLUSTER = "e2e-sales"
 #: The resume lasts until the test ends it (``emu.wake``), once it has seen what it must see
 #: while the cluster resumes; the bound only matters if the test breaks.
@@ -38,34 +41,47 @@ def emulator(postgres_server: Any) -> Iterator[AuroraEmulator]:
 
 @pytest.fixture
 def airflow(tmp_path: Path, emulator: AuroraEmulator, postgres_server: Any) -> Iterator[AirflowDeployment]:
-    """A migrated Airflow home with the example DAG and the slot probe DAG; nothing started yet.
+    """A migrated Airflow home with the test's DAGs and their connections; nothing started yet.
 
-    Its processes are stopped when the test ends, passed or failed.
+    The example DAG's connections are ``AIRFLOW_CONN_*`` variables. The connection-sources DAG's
+    pairs are kept where users keep them (see ``dags/e2e_connection_sources.py``): in the
+    metadata database through ``airflow connections add``, in environment variables, and in
+    Airflow's local-filesystem secrets backend. Its processes are stopped when the test ends,
+    passed or failed.
     """
     endpoint = emulator.cluster(CLUSTER)
+    aws = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": emulator.endpoint_url, "region_name": emulator.region},
+    }
+    database = {
+        "conn_type": "postgres",
+        "host": endpoint.host,
+        "port": endpoint.port,
+        "login": postgres_server.user,
+        "schema": postgres_server.database,
+    }
+    secrets_file = tmp_path / "secrets-backend-connections.json"
+    secrets_file.write_text(
+        json.dumps({"aws_secrets": {**aws, "extra": json.dumps(aws["extra"])}, "pg_secrets": database})
+    )
     env = {
         **emulator.aws_env(),
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {"endpoint_url": emulator.endpoint_url, "region_name": emulator.region},
-            }
-        ),
-        "AIRFLOW_CONN_AURORA_PG": json.dumps(
-            {
-                "conn_type": "postgres",
-                "host": endpoint.host,
-                "port": endpoint.port,
-                "login": postgres_server.user,
-                "schema": postgres_server.database,
-            }
-        ),
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
+        "AIRFLOW_CONN_AURORA_PG": json.dumps(database),
+        "AIRFLOW_CONN_AWS_ENV": json.dumps(aws),
+        "AIRFLOW_CONN_PG_ENV": json.dumps(database),
+        "AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",
+        "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps({"connections_file_path": str(secrets_file)}),
         "AIRFLOW_VAR_AURORA_WAKE_EXAMPLE_CLUSTER": CLUSTER,
     }
     with deployment(tmp_path / "airflow-home", env, parallelism=1) as airflow:
         shutil.copy(EXAMPLE_DAG, airflow.dags_folder)
-        shutil.copy(SLOT_PROBE_DAG, airflow.dags_folder)
+        for dag_file in E2E_DAGS:
+            shutil.copy(dag_file, airflow.dags_folder)
         airflow.run_cli("db", "migrate", timeout=300)
+        for conn_id, fields in (("aws_metadata", aws), ("pg_metadata", database)):
+            airflow.run_cli("connections", "add", conn_id, "--conn-json", json.dumps(fields))
         yield airflow

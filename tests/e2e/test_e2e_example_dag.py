@@ -6,7 +6,9 @@ and the emulator's:
 1. The wake task nudges the paused Serverless v2 cluster; the sensor checks once and defers.
 2. While the cluster resumes, the sensor's task instance is ``deferred``, its trigger runs in the
    triggerer, and it holds no executor slot: with ``parallelism = 1``, another DAG's task runs
-   to success meanwhile.
+   to success meanwhile. Three more deferred sensors wait on the same cluster with connections
+   kept in the metadata database (``airflow connections add``), in ``AIRFLOW_CONN_*``
+   variables and in a secrets backend: the triggerer looks each up.
 3. The triggerer is killed (SIGKILL of its process group) while the sensor is deferred; a new
    triggerer takes the same trigger over, with the same kwargs (same absolute ``deadline``) and
    the same ``trigger_timeout`` on the task instance.
@@ -22,8 +24,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import psycopg
 import pytest
+from airflow_support import SALES_ROWS, sales_rows
 from conftest import CLUSTER
 from e2e_airflow import AirflowDeployment
 
@@ -33,7 +35,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.db, pytest.mark
 
 DAG_ID = "example_aurora_serverless_wake"
 PROBE_DAG_ID = "e2e_executor_slot_probe"
-TABLE = "aurora_wake_example_sales"
+SOURCES_DAG_ID = "e2e_connection_sources"
+#: The sensors of the connection-sources DAG, one per place users keep connections.
+SOURCE_SENSORS = ("ready_metadata", "ready_env", "ready_secrets")
 #: Generous bounds for a loaded 2-core machine; the waits end as soon as the state is seen.
 START_SECONDS = 240.0
 STEP_SECONDS = 240.0
@@ -58,16 +62,24 @@ def test_example_dag_defers_survives_a_triggerer_restart_and_loads_rows(
 
     def dags_parsed() -> bool | None:
         rows = airflow.query(
-            "SELECT dag_id FROM dag WHERE dag_id IN (?, ?) AND is_paused = 0", DAG_ID, PROBE_DAG_ID
+            "SELECT dag_id FROM dag WHERE dag_id IN (?, ?, ?) AND is_paused = 0",
+            DAG_ID,
+            PROBE_DAG_ID,
+            SOURCES_DAG_ID,
         )
-        return True if len(rows) == 2 else None
+        return True if len(rows) == 3 else None
 
-    airflow.wait_for("both DAGs parsed and unpaused", dags_parsed, START_SECONDS)
+    airflow.wait_for("the three DAGs parsed and unpaused", dags_parsed, START_SECONDS)
     airflow.wait_for("the API server", airflow.api_ready, START_SECONDS)
 
+    sources_run_id = f"{run_id}-sources"
+
     def run_failed() -> str | None:
-        state = airflow.dag_run_state(DAG_ID, run_id)
-        return f"the DAG run ended {state}" if state == "failed" else None
+        for dag_id, dag_run_id in ((DAG_ID, run_id), (SOURCES_DAG_ID, sources_run_id)):
+            state = airflow.dag_run_state(dag_id, dag_run_id)
+            if state == "failed":
+                return f"the DAG run of {dag_id} ended {state}"
+        return None
 
     # ------------------------------------------------ 1. wake, then the sensor defers
     airflow.trigger_dag(DAG_ID, run_id)
@@ -122,6 +134,28 @@ def test_example_dag_defers_survives_a_triggerer_restart_and_loads_rows(
     assert (ready["state"], ready["trigger_id"]) == ("deferred", trigger_id)
     assert emulator.status(CLUSTER) == "resuming"
 
+    # ------------ connections kept in each source: their sensors defer too (the slot is free)
+    airflow.trigger_dag(SOURCES_DAG_ID, sources_run_id)
+
+    def source_sensors_deferred() -> bool | None:
+        instances = airflow.task_instances(SOURCES_DAG_ID, sources_run_id)
+        deferred = [
+            instances[task_id]["trigger_id"]
+            for task_id in SOURCE_SENSORS
+            if task_id in instances and instances[task_id]["state"] == "deferred"
+        ]
+        triggers = [airflow.trigger(trigger_id) for trigger_id in deferred if trigger_id is not None]
+        assigned = [trigger for trigger in triggers if trigger and trigger["triggerer_id"] is not None]
+        return True if len(assigned) == len(SOURCE_SENSORS) else None
+
+    airflow.wait_for(
+        "the connection-sources sensors deferred, their triggers assigned",
+        source_sensors_deferred,
+        STEP_SECONDS,
+        fail_if=run_failed,
+    )
+    assert emulator.status(CLUSTER) == "resuming"
+
     # ----------------------------------- 3. kill the triggerer while the sensor is deferred
     airflow.expect_exit("triggerer-1")
     airflow.kill("triggerer-1")
@@ -158,6 +192,10 @@ def test_example_dag_defers_survives_a_triggerer_restart_and_loads_rows(
         state = airflow.dag_run_state(DAG_ID, run_id)
         return state if state in ("success", "failed") else None
 
+    def sources_finished() -> str | None:
+        state = airflow.dag_run_state(SOURCES_DAG_ID, sources_run_id)
+        return state if state in ("success", "failed") else None
+
     assert airflow.wait_for("the DAG run to finish", run_finished, STEP_SECONDS) == "success", (
         airflow.log_tails()
     )
@@ -173,19 +211,18 @@ def test_example_dag_defers_survives_a_triggerer_restart_and_loads_rows(
     ready_at = emulator.ready_at(CLUSTER)
     assert ready_at is not None and report["ready_at"] >= ready_at
 
-    # The ETL's rows are in the real database, tagged with the run id.
-    with psycopg.connect(
-        host=postgres_server.host,
-        port=postgres_server.port,
-        user=postgres_server.user,
-        dbname=postgres_server.database,
-        connect_timeout=10,
-    ) as db:
-        rows = db.execute(
-            f"SELECT item, amount FROM {TABLE} WHERE run_id = %s ORDER BY item", (run_id,)
-        ).fetchall()
-        db.execute(f"DELETE FROM {TABLE} WHERE run_id = %s", (run_id,))  # leave nothing behind
-    assert len(rows) == 3, rows
+    # Connections from the metadata database, environment variables and the secrets backend
+    # were looked up in the triggerer: each sensor was deferred until the resume ended.
+    assert airflow.wait_for("the connection-sources run", sources_finished, STEP_SECONDS) == "success", (
+        airflow.log_tails()
+    )
+    sources = airflow.task_instances(SOURCES_DAG_ID, sources_run_id)
+    for task_id in SOURCE_SENSORS:
+        assert (sources[task_id]["state"], sources[task_id]["try_number"]) == ("success", 1), task_id
+        assert airflow.xcom(SOURCES_DAG_ID, sources_run_id, task_id)["ready_at"] >= ready_at, task_id
+
+    # The ETL's rows are in the real database, tagged with the run id (then removed).
+    assert sales_rows(postgres_server, run_id, delete=True) == SALES_ROWS
 
     # No second wake request: one resume, requested by the wake task's connection nudge.
     counters = emulator.counters()["rds_calls_by_cluster"][CLUSTER]

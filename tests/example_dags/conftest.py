@@ -4,4 +4,3 @@ from __future__ import annotations
 
 import airflow_support  # noqa: F401  -- must come first: it sets AIRFLOW_HOME and friends
 from airflow_support import *  # noqa: F403  -- the shared fixtures
-from example_support import trigger_runs  # noqa: F401  -- fixture

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow_support import set_aws_connection
-from example_support import load_example_dag, run_state, task_states_and_xcoms
+from airflow_support import run_state, set_aws_connection, task_states_and_xcoms
+from example_support import load_example_dag
 
 pytestmark = [pytest.mark.airflow, pytest.mark.emulator, pytest.mark.db]
 

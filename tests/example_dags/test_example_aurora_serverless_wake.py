@@ -11,14 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow_support import set_aws_connection
+from airflow_support import SALES_ROWS, run_state, sales_rows, set_aws_connection, task_states_and_xcoms
 from example_support import (
-    SALES_ROWS,
     load_example_dag,
-    run_state,
-    sales_rows,
     set_cluster_database_connection,
-    task_states_and_xcoms,
 )
 
 pytestmark = [pytest.mark.airflow, pytest.mark.emulator, pytest.mark.db]

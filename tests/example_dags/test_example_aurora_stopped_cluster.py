@@ -10,12 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow_support import set_aws_connection
+from airflow_support import run_state, set_aws_connection, task_states_and_xcoms
 from example_support import (
     load_example_dag,
-    run_state,
     set_cluster_database_connection,
-    task_states_and_xcoms,
 )
 
 pytestmark = [pytest.mark.airflow, pytest.mark.emulator, pytest.mark.db]

@@ -15,7 +15,7 @@ from airflow_support import set_connection, set_database_connection
 from cluster_snapshots import v2_snapshot
 
 from airflow_aurora_wake.core.errors import DatabaseConfigurationError
-from airflow_aurora_wake.hooks import aurora_serverless
+from airflow_aurora_wake.hooks import connections
 from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook
 
 SNAPSHOT = v2_snapshot()
@@ -90,13 +90,13 @@ async def test_an_existing_aws_connection_signs_the_tokens_looked_up_once_and_as
     set_connection(monkeypatch, "aws_tokens", conn_type="aws", extra={"region_name": "us-east-1"})
     iam_connection(monkeypatch, aws_conn_id="aws_tokens")
     looked_up: list[str] = []
-    real_lookup = aurora_serverless.get_async_connection
+    real_lookup = connections.get_async_connection
 
     async def lookup(conn_id: str) -> Any:
         looked_up.append(conn_id)
         return await real_lookup(conn_id)
 
-    monkeypatch.setattr(aurora_serverless, "get_async_connection", lookup)
+    monkeypatch.setattr(connections, "get_async_connection", lookup)
     aurora = hook()
     # A synchronous look-up would block the triggerer's event loop.
     monkeypatch.setattr(aurora, "get_connection", lambda conn_id: pytest.fail(f"sync look-up of {conn_id}"))

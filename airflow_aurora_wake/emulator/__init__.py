@@ -19,11 +19,20 @@ from airflow_aurora_wake.emulator.config import (
     TimelineEvent,
     Timings,
 )
+from airflow_aurora_wake.emulator.connections import ConnectionDefinition
 
 if TYPE_CHECKING:
     from airflow_aurora_wake.emulator.emulator import AuroraEmulator
 
-__all__ = ["AuroraEmulator", "ClusterEndpoint", "ClusterSpec", "Faults", "TimelineEvent", "Timings"]
+__all__ = [
+    "AuroraEmulator",
+    "ClusterEndpoint",
+    "ClusterSpec",
+    "ConnectionDefinition",
+    "Faults",
+    "TimelineEvent",
+    "Timings",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -29,6 +29,12 @@ from airflow_aurora_wake.emulator.config import (
     Timings,
     parse_upstream,
 )
+from airflow_aurora_wake.emulator.connections import (
+    DEFAULT_AWS_CONN_ID,
+    RENDERINGS,
+    check_conn_id,
+    render_connections,
+)
 
 if TYPE_CHECKING:
     from airflow_aurora_wake.emulator.emulator import AuroraEmulator
@@ -168,6 +174,17 @@ _NUMBER_FLAGS: tuple[tuple[str, Callable[[str], float], float | None, str, str],
 )
 
 
+def _conn_id(text: str) -> str:
+    """``--aws-conn-id``'s converter: :func:`.connections.check_conn_id` in argparse's terms.
+
+    :param text: the flag's value.
+    """
+    try:
+        return check_conn_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_emulator_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``emulator`` sub-command.
 
@@ -179,7 +196,8 @@ def add_emulator_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Run an emulated AWS endpoint (RDS, RDS Data API, Secrets Manager) and one database "
             "endpoint per emulated cluster on 127.0.0.1. When ready, prints one JSON line with the "
-            "endpoint URL and each cluster's host and port; stops on SIGINT or SIGTERM."
+            "endpoint URL and each cluster's host and port (with --print-connections, then Airflow "
+            "connections for them); stops on SIGINT or SIGTERM."
         ),
     )
     parser.add_argument(
@@ -249,6 +267,21 @@ def add_emulator_parser(subparsers: Any) -> argparse.ArgumentParser:
         "data-api-resume-answer= (default: resuming, i.e. DatabaseResumingException)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the throttling random generator")
+    parser.add_argument(
+        "--print-connections",
+        choices=RENDERINGS,
+        default=None,
+        help="after the JSON line, print Airflow connections for the AWS endpoint and each cluster: "
+        "'airflow connections add' commands (airflow-cli) or 'export AIRFLOW_CONN_...' lines (env); "
+        "the database connections have no password",
+    )
+    parser.add_argument(
+        "--aws-conn-id",
+        type=_conn_id,
+        default=DEFAULT_AWS_CONN_ID,
+        metavar="ID",
+        help=f"id of the printed AWS connection (default: {DEFAULT_AWS_CONN_ID})",
+    )
     parser.add_argument(
         "--log-level",
         default="INFO",
@@ -361,7 +394,15 @@ def run_emulator(args: argparse.Namespace) -> int:
                     for ep in emu.clusters()
                 ],
             }
-            sys.stdout.write(json.dumps(ready) + "\n")
+            printed = json.dumps(ready) + "\n"
+            if args.print_connections:
+                try:
+                    definitions = emu.connection_definitions(args.aws_conn_id)
+                except ValueError as exc:  # two connections with one id
+                    print(f"airflow-aurora-wake emulator: {exc}", file=sys.stderr)
+                    return 2
+                printed += render_connections(definitions, args.print_connections, ca_file=emu.ca_file)
+            sys.stdout.write(printed)
             sys.stdout.flush()
             for ep in emu.clusters():
                 logging.getLogger(__name__).info(

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
-from airflow_aurora_wake.emulator import motoglue
+from airflow_aurora_wake.emulator import connections, motoglue
 from airflow_aurora_wake.emulator.admin import AdminRoutes
 from airflow_aurora_wake.emulator.awsapp import AwsEndpointApp
 from airflow_aurora_wake.emulator.backend import EmulatorBackend
@@ -247,6 +247,23 @@ class AuroraEmulator:
             aws_secret_access_key="testing",
             **kwargs,
         )
+
+    def connection_definitions(
+        self, aws_conn_id: str = connections.DEFAULT_AWS_CONN_ID
+    ) -> list[connections.ConnectionDefinition]:
+        """Airflow connections for this emulator: the AWS endpoint, then each live cluster.
+
+        A cluster's connection id is its identifier with ``_`` for every character that is not
+        a letter or digit; its login and schema are the upstream's user and database, and it
+        has no password. Render them with :func:`.connections.render_connections`.
+
+        :param aws_conn_id: the AWS connection's id (letters, digits and ``_``).
+        :raises ValueError: for another ``aws_conn_id``, or two connections with one id.
+        """
+        clusters = [
+            (ep, self._backend.get_cluster(ep.identifier).spec.upstream_dsn) for ep in self.clusters()
+        ]
+        return connections.definitions_for(self.endpoint_url, self.region, clusters, aws_conn_id=aws_conn_id)
 
     # -- clusters ---------------------------------------------------------------------------
 

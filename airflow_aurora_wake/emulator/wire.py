@@ -59,13 +59,23 @@ def json_response(data: Any, status: int = 200) -> Response:
 def read_body(environ: dict[str, Any]) -> bytes:
     """Read the request body and put a fresh stream back, for moto to read it again.
 
+    A request without ``Content-Length`` (and not chunked) has no body (RFC 9112, 6.3).
+
     :param environ: the WSGI environment.
     """
     stream = environ.get("wsgi.input")
     if stream is None:
         return b""
-    length = environ.get("CONTENT_LENGTH") or ""
-    body = stream.read(int(length)) if length.strip().isdigit() else stream.read()
+    length = (environ.get("CONTENT_LENGTH") or "").strip()
+    if environ.get("wsgi.input_terminated"):
+        # werkzeug's de-chunked stream of a chunked request ends at the last chunk.
+        body = stream.read()
+    elif length.isdigit():
+        body = stream.read(int(length))
+    else:
+        # wsgi.input is the raw socket: reading it to the end would wait until the client
+        # closes the connection, which a keep-alive client only does when it gives up.
+        body = b""
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     return bytes(body)

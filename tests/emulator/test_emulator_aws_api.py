@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.request
 from typing import Any
@@ -347,6 +348,61 @@ def test_admin_route_errors_are_json_with_a_reason(emu: AuroraEmulator) -> None:
     with pytest.raises(urllib.error.HTTPError) as missing:
         _admin(emu, "POST", "/_emulator/clusters/nope/pause")
     assert missing.value.code == 404
+
+
+def _request_without_body(emu: AuroraEmulator, method: str, path: str, content_length: str | None) -> int:
+    """Send a request with no body, without or with ``Content-Length: 0``; return the status.
+
+    The socket timeout bounds the wait, so an endpoint that waits for a body fails the test
+    with a timeout instead of hanging the suite.
+    """
+    host, port = emu.endpoint_url.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.putrequest(method, path)  # unlike request(), adds no Content-Length by itself
+        if content_length is not None:
+            conn.putheader("Content-Length", content_length)
+        conn.endheaders()
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("content_length", [None, "0"], ids=["no-content-length", "content-length-0"])
+def test_requests_without_a_body_are_answered_at_once(
+    emu: AuroraEmulator, content_length: str | None
+) -> None:
+    emu.add_cluster(ClusterSpec("a", state="available"))
+    for path, status, phase in [
+        ("/_emulator/clusters/a/pause", 200, "paused"),  # docs: the body is optional
+        ("/_emulator/clusters/a/wake", 200, "available"),
+        ("/_emulator/clusters/a/timings", 200, "available"),
+        ("/_emulator/clusters/a/resume-answers", 200, "available"),
+        ("/_emulator/faults", 200, "available"),
+        ("/_emulator/clusters", 400, "available"),  # a cluster needs at least an identifier
+        ("/_emulator/clusters/a/stop", 200, "stopped"),
+        ("/_emulator/clusters/a/delete", 200, "deleted"),
+    ]:
+        assert _request_without_body(emu, "POST", path, content_length) == status, path
+        assert emu.status("a") == phase, path
+    # The AWS endpoint reads bodies the same way before handing a request to moto.
+    assert _request_without_body(emu, "GET", "/", content_length) >= 200
+
+
+def test_a_chunked_body_is_read_to_its_last_chunk(emu: AuroraEmulator) -> None:
+    emu.add_cluster(ClusterSpec("a", state="available"))
+    host, port = emu.endpoint_url.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        # An iterable body without a length goes out as Transfer-Encoding: chunked.
+        conn.request("POST", "/_emulator/clusters/a/timings", body=iter([b'{"resume_seconds"', b": 0.25}"]))
+        response = conn.getresponse()
+        assert (response.status, json.loads(response.read())["timings"]["resume_seconds"]) == (200, 0.25)
+    finally:
+        conn.close()
+    assert emu.timings_of("a").resume_seconds == 0.25
 
 
 def test_context_manager_tears_down_even_on_error() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -23,22 +25,16 @@ from airflow_aurora_wake.emulator.cli import parse_cluster
 pytestmark = [pytest.mark.emulator, pytest.mark.db]
 
 
-@pytest.fixture
-def emulator_process(
-    postgres_server: Any,
-) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any], list[str]]]:
+@contextlib.contextmanager
+def running_emulator(*argv: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any], list[str]]]:
+    """``airflow-aurora-wake emulator ARGV...`` as a process: it, its JSON line, its stderr lines."""
     process = subprocess.Popen(
-        [
-            sys.executable, "-m", "airflow_aurora_wake.cli", "emulator",
-            "--resume-seconds", "1",
-            "--cluster", f"sales:serverless-v2:aurora-postgresql,upstream={postgres_server.dsn}",
-            "--cluster", "legacy:v1:mysql,state=available",
-        ],
+        [sys.executable, "-m", "airflow_aurora_wake.cli", "emulator", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    )
     # Drain stderr all along, so a chatty log can never block the process on a full pipe.
     stderr: list[str] = []
     assert process.stderr is not None and process.stdout is not None
@@ -53,6 +49,18 @@ def emulator_process(
             process.kill()
         process.wait(10)
         drain.join(10)
+
+
+@pytest.fixture
+def emulator_process(
+    postgres_server: Any,
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any], list[str]]]:
+    with running_emulator(
+        "--resume-seconds", "1",
+        "--cluster", f"sales:serverless-v2:aurora-postgresql,upstream={postgres_server.dsn}",
+        "--cluster", "legacy:v1:mysql,state=available",
+    ) as running:  # fmt: skip
+        yield running
 
 
 def test_cli_prints_one_json_line_serves_clusters_and_exits_0_on_sigterm(
@@ -99,6 +107,75 @@ def test_cli_stops_cleanly_on_sigint(
     assert process.wait(30) == 0
 
 
+@pytest.mark.parametrize("rendering", ["airflow-cli", "env"])
+def test_print_connections_prints_them_right_after_the_json_line(
+    rendering: str, postgres_server: Any
+) -> None:
+    with running_emulator(
+        "--print-connections", rendering, "--aws-conn-id", "emu_aws",
+        "--cluster", f"sales-pg:v2:pg,upstream={postgres_server.dsn}",
+    ) as (process, ready, _):  # fmt: skip
+        assert set(ready) == {"endpoint_url", "region", "ca_file", "clusters"}  # the first line, unchanged
+        assert process.stdout is not None
+        block: list[str] = []
+        # A missing blank line must fail the test, not hang it: the kill ends the stream.
+        watchdog = threading.Timer(60, process.kill)
+        watchdog.start()
+        while (line := process.stdout.readline().rstrip("\n")) != "":  # a blank line ends the block
+            block.append(line)
+        watchdog.cancel()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    comments = "\n".join(line for line in block if line.startswith("# "))
+    assert "The database connections carry no password" in comments
+    assert "does not check database passwords" in comments
+    assert ready["ca_file"] in comments
+    port = ready["clusters"][0]["port"]
+    definitions = [line for line in block if not line.startswith("#")]
+    if rendering == "env":
+        assert [line.split("=", 1)[0] for line in definitions] == [
+            "export AIRFLOW_CONN_EMU_AWS",
+            "export AIRFLOW_CONN_SALES_PG",
+        ]
+        aws, pg = (json.loads(shlex.split(line.split("=", 1)[1])[0]) for line in definitions)
+        assert aws == {
+            "conn_type": "aws", "login": "testing", "password": "testing",
+            "extra": {"endpoint_url": ready["endpoint_url"], "region_name": "us-east-1"},
+        }  # fmt: skip
+        assert pg == {
+            "conn_type": "postgres",
+            "host": "127.0.0.1",
+            "port": port,
+            "login": "postgres",
+            "schema": "test",
+        }
+    else:
+        assert [shlex.split(line) for line in definitions] == [
+            [
+                "airflow", "connections", "add", "emu_aws", "--conn-type", "aws", "--conn-login", "testing",
+                "--conn-password", "testing", "--conn-extra",
+                json.dumps({"endpoint_url": ready["endpoint_url"], "region_name": "us-east-1"}),
+            ],
+            [
+                "airflow", "connections", "add", "sales_pg", "--conn-type", "postgres", "--conn-host",
+                "127.0.0.1", "--conn-port", str(port), "--conn-login", "postgres", "--conn-schema", "test",
+            ],
+        ]  # fmt: skip
+
+
+def test_print_connections_refuses_two_connections_with_one_id() -> None:
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "airflow_aurora_wake.cli", "emulator", "--print-connections", "env",
+            "--cluster", "aws-default,state=available",
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "would get connection id 'aws_default', which the AWS connection already has" in result.stderr
+    assert result.stdout == ""
+
+
 def test_cluster_flag_syntax() -> None:
     spec = parse_cluster("sales:v1:pg,state=available,data-api=true,min-capacity=2,max-capacity=8,port=0")
     assert spec == {
@@ -125,6 +202,8 @@ def test_cluster_flag_syntax() -> None:
         (["--resume-seconds", "soon"], ["--resume-seconds", "'soon' is not a number"]),
         (["--throttle-fraction", "2"], ["--throttle-fraction", "'2' is out of range", "from 0 to 1"]),
         (["--after-resume-error", "boom"], ["--after-resume-error", "'boom'", "starting-up"]),
+        (["--print-connections", "yaml"], ["--print-connections", "'yaml'", "airflow-cli", "env"]),
+        (["--aws-conn-id", "my-aws"], ["--aws-conn-id", "'my-aws'", "letters, digits and '_'"]),
     ],
 )
 def test_bad_flags_name_the_flag_the_value_and_the_fix(

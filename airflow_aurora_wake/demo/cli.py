@@ -6,7 +6,8 @@ What it does, in order:
    (``airflow-aurora-wake[demo]``), the SQL provider of each engine, and a real database server
    per engine (the emulated clusters are proxies in front of it). PostgreSQL defaults to
    ``postgresql://postgres@127.0.0.1:5432/test`` and MySQL to ``mysql://root@127.0.0.1:3306/test``;
-   MySQL is included only when that server answers (or ``--mysql-dsn`` is given). Passwords
+   MySQL is included only when that server answers and the MySQL provider is installed (else
+   it says it skips the MySQL cluster, and how to include it), or ``--mysql-dsn`` is given. Passwords
    come from ``PGPASSWORD`` / ``MYSQL_PWD`` or ``--password-env VAR``, never from a DSN. Nothing
    usable: a message saying what to give, exit status 2;
 2. starts the emulator in this process with a paused Serverless v2 cluster per engine
@@ -45,7 +46,7 @@ from airflow_aurora_wake.demo.engines import (
     MYSQL,
     POSTGRES,
     DemoSetupError,
-    EngineSetup,
+    Selection,
     remove_rows,
     select_engines,
 )
@@ -69,11 +70,12 @@ EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
 _HELP = "see it work: an Airflow DAG wakes an emulated paused Aurora cluster, waits, runs an ETL"
 _DESCRIPTION = (
     "Start the emulator with a paused Aurora Serverless v2 cluster (PostgreSQL, and MySQL "
-    "when a server is reachable), run the example DAG example_aurora_serverless_wake "
-    "against it in a throwaway Airflow home (SQLite, temporary folder), and print the "
-    "timeline: paused, wake requested, resume, ready, ETL done. Needs a real PostgreSQL "
-    "or MySQL/MariaDB server for the emulated clusters to sit in front of. Leaves "
-    "nothing running, and nothing behind but the temporary folder with --keep."
+    "when a server is reachable and its provider installed), run the example DAG "
+    "example_aurora_serverless_wake against it in a throwaway Airflow home (SQLite, "
+    "temporary folder), and print the timeline: paused, wake requested, resume, the "
+    "sensor's check in the worker and its deferral, the trigger's event, ETL done. Needs a "
+    "real PostgreSQL or MySQL/MariaDB server for the emulated clusters to sit in front of. "
+    "Leaves nothing running, and nothing behind but the temporary folder with --keep."
 )
 
 
@@ -154,7 +156,7 @@ def run_demo(args: argparse.Namespace) -> int:
     progress = Progress(sys.stderr)
     progress.say("checking what the demo needs (emulator, Airflow, a database server)")
     try:
-        engines = select_engines(args, progress)
+        selection = select_engines(args, progress)
     except DemoSetupError as exc:
         print(f"airflow-aurora-wake demo: {exc}", file=sys.stderr)
         return EXIT_SETUP
@@ -162,7 +164,7 @@ def run_demo(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="airflow-aurora-wake-demo-"))
     keep = bool(args.keep)
     try:
-        code = _run(args, engines, Folder(workdir), progress)
+        code = _run(args, selection, Folder(workdir), progress)
         keep = keep or code == EXIT_FAILED
         return code
     except KeyboardInterrupt:
@@ -177,7 +179,8 @@ def run_demo(args: argparse.Namespace) -> int:
             print(f"Removed the demo's folder {workdir} (--keep keeps it).")
 
 
-def _run(args: argparse.Namespace, engines: list[EngineSetup], folder: Folder, progress: Progress) -> int:
+def _run(args: argparse.Namespace, selection: Selection, folder: Folder, progress: Progress) -> int:
+    engines = selection.engines
     folder.prepare()
     for engine in engines:
         progress.say(f"{engine.label}: {engine.shown()} behind emulated cluster {engine.cluster}")
@@ -236,7 +239,7 @@ def _run(args: argparse.Namespace, engines: list[EngineSetup], folder: Folder, p
             emu,
             engines,
             records,
-            deferred_at=watch.deferred_at,
+            skipped=selection.skipped,
             folder=folder,
             runner_ok=code == 0,
             keep=bool(args.keep),

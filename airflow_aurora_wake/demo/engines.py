@@ -1,7 +1,8 @@
 """Which engines the demo runs: check the dependencies, parse and try each server, and undo after.
 
 PostgreSQL is the demo's main engine: missing it is an error unless it is left out. MySQL is an
-extra, tried only when its server answers, unless its DSN is given. A server's password comes
+extra, run only when its server answers and its provider is installed (else the demo says it
+skips the MySQL cluster, and how to include it), unless its DSN is given. A server's password comes
 from the environment, never from a DSN on the command line (it would show in ``ps`` and in the
 shell's history): ``PGPASSWORD`` / ``MYSQL_PWD``, or the variable ``--password-env`` names.
 """
@@ -41,7 +42,7 @@ class DemoEngine:
     :param default_user: The login when the DSN names none.
     :param password_env: The environment variable its clients read the password from.
     :param provider: The Airflow provider the example DAG's SQL steps need.
-    :param install: How to install that provider.
+    :param install: How to install that provider, every step in the order to run them.
     :param cluster: The emulated cluster's identifier.
     :param conn_id: The Airflow connection id of the database.
     :param aurora_engine: The RDS engine name of the emulated cluster.
@@ -72,7 +73,7 @@ POSTGRES = DemoEngine(
     default_user="postgres",
     password_env=PASSWORD_ENV["postgresql"],
     provider="apache-airflow-providers-postgres",
-    install="pip install 'airflow-aurora-wake[postgres]'",
+    install='pip install "airflow-aurora-wake[postgres]"',
     cluster="demo-pg",
     conn_id="aurora_pg",
     aurora_engine="aurora-postgresql",
@@ -87,8 +88,10 @@ MYSQL = DemoEngine(
     default_user="root",
     password_env=PASSWORD_ENV["mysql"],
     provider="apache-airflow-providers-mysql",
-    install="pip install 'airflow-aurora-wake[mysql]' (mysqlclient compiles against the MySQL client "
-    "headers: on Debian/Ubuntu apt-get install -y pkg-config libmariadb-dev)",
+    # The provider needs mysqlclient, which has no Linux wheels: pip builds it, and fails
+    # without these headers, so they come first.
+    install="apt-get install -y pkg-config libmariadb-dev (on Debian/Ubuntu: the headers mysqlclient "
+    'compiles against), then pip install "airflow-aurora-wake[mysql]"',
     cluster="demo-mysql",
     conn_id="aurora_mysql",
     aurora_engine="aurora-mysql",
@@ -122,6 +125,18 @@ class EngineSetup:
     def shown(self) -> str:
         """The server's DSN without its password."""
         return self.server.describe()
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The engines the demo runs, and what it says about the optional ones it skips.
+
+    :param engines: The engines to run, in order.
+    :param skipped: One note per engine skipped: why, and how to include it.
+    """
+
+    engines: list[EngineSetup]
+    skipped: list[str]
 
 
 def parse_server(value: str, kind: DemoEngine, password: str | None = None) -> DatabaseTarget:
@@ -219,19 +234,39 @@ def _needs_message(problems: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def select_engines(args: argparse.Namespace, progress: Progress) -> list[EngineSetup]:
+def skip_note(kind: DemoEngine, server: DatabaseTarget, *, installed: bool, problem: str | None) -> str:
+    """What the demo says about an optional engine it skips, and how to include it.
+
+    :param kind: The engine.
+    :param server: Its default server.
+    :param installed: Its SQL provider is installed.
+    :param problem: Why its server cannot be used (``None``: it can).
+    """
+    skipping = f"the {kind.name} cluster {kind.cluster} is skipped"
+    if installed:
+        return f"{skipping}: {problem}; give {kind.flag} {kind.dsn_form} to include it"
+    missing = f"the example DAG's SQL steps need {kind.provider}, which is not installed"
+    if problem is None:
+        return f"{skipping}: {server.describe()} answers, but {missing}. To include it: {kind.install}"
+    return (
+        f"{skipping}: {problem}, and {missing}. To include it: {kind.install}, and start that server "
+        f"or give {kind.flag} {kind.dsn_form}"
+    )
+
+
+def select_engines(args: argparse.Namespace, progress: Progress) -> Selection:
     """Decide which engines the demo runs, checking every dependency and server first.
 
     :param args: The parsed command line.
-    :param progress: Where to say what is left out.
+    :param progress: Where to say what is skipped.
     :raises DemoSetupError: With what is missing and how to give it.
     """
     if importlib.util.find_spec("moto") is None:
         raise DemoSetupError(
-            "The demo runs the emulator, which needs moto: pip install 'airflow-aurora-wake[demo]'"
+            'The demo runs the emulator, which needs moto: pip install "airflow-aurora-wake[demo]"'
         )
     if not _distribution_installed("apache-airflow"):
-        raise DemoSetupError("The demo runs Airflow: pip install 'airflow-aurora-wake[demo]'")
+        raise DemoSetupError('The demo runs Airflow: pip install "airflow-aurora-wake[demo]"')
     if not DAG_FILE.is_file():
         raise DemoSetupError(f"The example DAG is missing from the installed package ({DAG_FILE}).")
     candidates = [
@@ -259,32 +294,45 @@ def select_engines(args: argparse.Namespace, progress: Progress) -> list[EngineS
         for kind, given in candidates
     ]
     selected: list[EngineSetup] = []
+    skipped: list[str] = []
+    answered = False
     problems: list[str] = []
     fatal: list[str] = []
     for kind, given, server in servers:
         required = given is not None or kind is POSTGRES
-        if not _distribution_installed(kind.provider):
-            if required:
-                fatal.append(f"{kind.name}: the example DAG's SQL steps need {kind.provider}: {kind.install}")
-            else:
-                progress.say(f"{kind.name} left out: {kind.provider} is not installed ({kind.install})")
+        installed = _distribution_installed(kind.provider)
+        if not installed and required:
+            fatal.append(
+                f"{kind.name}: the example DAG's SQL steps need {kind.provider}, which is not "
+                f"installed. To install it: {kind.install}"
+            )
             continue
         reachable, problem = check_server(server)
-        if problem is None:
+        if not required and (not installed or not reachable):
+            # A server that answers but refuses the demo's login is an error (below), not a
+            # skip: whoever runs it would not learn why the demo leaves it out.
+            answered = answered or reachable
+            skipped.append(
+                skip_note(kind, server, installed=installed, problem=None if reachable else problem)
+            )
+        elif problem is None:
             selected.append(EngineSetup(kind, server, table_existed=table_exists(server)))
-        elif not reachable and not required:
-            progress.say(f"{kind.name} left out: {problem}; give {kind.flag} to include it")
         elif not reachable:
             problems.append(f"{kind.name} ({kind.flag} {server.describe()}): {problem}")
         else:
             fatal.append(f"{kind.name} ({kind.flag} {server.describe()}) answered but refused: {problem}")
+    if not selected and not fatal and not problems:
+        # Every engine was skipped: the error says why, once.
+        if answered:
+            raise DemoSetupError("\n".join(["Nothing left to run:", *(f"  - {note}" for note in skipped)]))
+        raise DemoSetupError(_needs_message(skipped))
+    for note in skipped:
+        progress.say(note)
     if fatal:
         raise DemoSetupError("\n".join(fatal))
     if problems:
         raise DemoSetupError(_needs_message(problems))
-    if not selected:
-        raise DemoSetupError(_needs_message(["no database server was found"]))
-    return selected
+    return Selection(selected, skipped)
 
 
 def remove_rows(engines: Sequence[EngineSetup], records: list[dict[str, Any]]) -> None:

@@ -19,7 +19,7 @@ def print_report(
     engines: Sequence[EngineSetup],
     records: list[dict[str, Any]],
     *,
-    deferred_at: dict[str, float],
+    skipped: Sequence[str],
     folder: Folder,
     runner_ok: bool,
     keep: bool,
@@ -29,7 +29,7 @@ def print_report(
     :param emu: The emulator, still running (its timelines).
     :param engines: The engines, in the order the runner ran them.
     :param records: The runner's records, one per finished DAG run.
-    :param deferred_at: When each DAG run's sensor deferred, by run id.
+    :param skipped: What the demo said about each engine it skipped (and how to include it).
     :param folder: The demo's folder (the logs).
     :param runner_ok: The runner exited with status 0.
     :param keep: The folder is kept (``--keep``), so the logs are listed even on success.
@@ -43,9 +43,7 @@ def print_report(
             print(f"{engine.cluster}: the DAG run did not finish; see {folder.dags_log}")
             ok = False
             continue
-        steps = build_steps(
-            emu.timeline(engine.cluster), record, deferred_at=deferred_at.get(record["run_id"])
-        )
+        steps = build_steps(emu.timeline(engine.cluster), record)
         title = (
             f"Timeline of {engine.cluster} ({describe_cluster('serverless-v2', engine.kind.aurora_engine)}), "
             f"DAG run {record['run_id']}: {record['state']}"
@@ -55,6 +53,11 @@ def print_report(
         if rows:
             print(f"  rows read back from {TABLE}: {rows}")
         ok = ok and record["state"] == "success"
+        print()
+    for note in skipped:
+        # Said at the start too, but that line has scrolled away under the progress lines.
+        print(note[:1].upper() + note[1:])
+    if skipped:
         print()
     if keep or not ok:
         print("Logs:")

@@ -4,7 +4,9 @@
 with ``dag.test()`` (the sensor's trigger runs inline), in the throwaway ``AIRFLOW_HOME`` that
 the demo prepared in this process's environment. After each run it writes the records the
 demo's timeline is built from, read from Airflow's own metadata database: the DAG run's
-state, each task instance's state, start and end, and the tasks' return values (XCom).
+state, each task instance's state, start and end, its state changes from Airflow's audit log
+(``running``, ``deferred``, ``success``... with their times), the trigger it deferred to (class
+and creation time), and the tasks' return values (XCom).
 
 The spec is a JSON object::
 
@@ -45,8 +47,46 @@ def _load_dag(dag_file: str) -> Any:
     return module.dag
 
 
+def _state_changes(session: Any, dag_id: str, run_id: str) -> dict[str, list[list[Any]]]:
+    """Each task's state changes in Airflow's audit log (``log`` table), ``[[event, epoch], ...]``.
+
+    Airflow writes a row when a task instance starts running and at each state it reports
+    (``deferred``, ``success``...): the deferral and the resume are known from these, not from
+    watching the task instance's state, which ``dag.test()`` holds ``deferred`` for milliseconds.
+    An Airflow whose log has no ``run_id`` column gives none (the timeline then claims nothing
+    about a deferral).
+    """
+    from airflow.models.log import Log
+    from sqlalchemy import select
+
+    if not hasattr(Log, "run_id"):
+        return {}
+    changes: dict[str, list[list[Any]]] = {}
+    for task_id, event, dttm in session.execute(
+        select(Log.task_id, Log.event, Log.dttm)
+        .where(Log.dag_id == dag_id, Log.run_id == run_id, Log.task_id.is_not(None))
+        .order_by(Log.dttm, Log.id)
+    ):
+        changes.setdefault(str(task_id), []).append([str(event), _epoch(dttm)])
+    return changes
+
+
+def _trigger(session: Any, trigger_id: int | None) -> dict[str, Any] | None:
+    """The trigger a task instance deferred to: its class path and when it was created.
+
+    ``dag.test()`` runs the trigger inline and leaves its row; a triggerer deletes it once no
+    task instance needs it, so it may be gone.
+    """
+    from airflow.models.trigger import Trigger
+
+    row = session.get(Trigger, trigger_id) if trigger_id is not None else None
+    if row is None:
+        return None
+    return {"classpath": row.classpath, "created": _epoch(row.created_date)}
+
+
 def _records(dag_id: str, run_id: str) -> dict[str, Any]:
-    """Task instances and return values of one DAG run, from Airflow's metadata database."""
+    """Task instances, their state changes and return values of one DAG run, from Airflow's metadata DB."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -66,6 +106,7 @@ def _records(dag_id: str, run_id: str) -> dict[str, Any]:
     tasks: dict[str, Any] = {}
     xcoms: dict[str, Any] = {}
     with create_session() as session:
+        changes = _state_changes(session, dag_id, run_id)
         for ti in session.scalars(
             select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
         ):
@@ -73,7 +114,10 @@ def _records(dag_id: str, run_id: str) -> dict[str, Any]:
                 "state": str(getattr(ti.state, "value", ti.state)),
                 "start": _epoch(ti.start_date),
                 "end": _epoch(ti.end_date),
+                "trigger": _trigger(session, ti.trigger_id),
             }
+            if changes:
+                tasks[ti.task_id]["events"] = changes.get(ti.task_id, [])
         for row in session.scalars(
             select(XComTable).where(
                 XComTable.dag_id == dag_id, XComTable.run_id == run_id, XComTable.key == "return_value"

@@ -40,14 +40,155 @@ def _event(events: Sequence[Any], name: str, after: float | None = None) -> Any 
     return None
 
 
-def build_steps(
-    events: Sequence[Any], record: dict[str, Any], *, deferred_at: float | None = None
-) -> list[Step]:
+@dataclass(frozen=True)
+class SensorWait:
+    """Where the sensor's wait went, from Airflow's records of its task instance and its report.
+
+    :param started: The task instance's start: the sensor began its check in the worker.
+    :param ready_at: When ``SELECT 1`` succeeded: the report's ``ready_at``, taken by the
+        trigger just before it fired its event, or by the check in the worker.
+    :param deferred: Whether it deferred; ``None`` when Airflow's records cannot tell.
+    :param deferred_at: When it deferred (Airflow's ``deferred`` audit event, else the trigger's
+        creation).
+    :param resumed_at: When the worker picked it up again after the event (the first
+        ``running`` audit event after the deferral).
+    :param finished_at: The task instance's end.
+    """
+
+    started: float
+    ready_at: float | None
+    deferred: bool | None
+    deferred_at: float | None = None
+    resumed_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def worker_seconds(self) -> float:
+        """Seconds of the check in the worker, to 0.1 s: from the start to the deferral (or readiness)."""
+        until = self.deferred_at if self.deferred_at is not None else self.ready_at
+        return round((until if until is not None else self.started) - self.started, 1)
+
+    @property
+    def triggerer_seconds(self) -> float:
+        """Seconds deferred in the triggerer, to 0.1 s: from the deferral to the trigger's event."""
+        if self.deferred_at is None or self.ready_at is None:
+            return 0.0
+        return round(self.ready_at - self.deferred_at, 1)
+
+    @property
+    def whole_seconds(self) -> float:
+        """The whole wait, the sum of its two parts as printed, so the printed line adds up."""
+        return round(self.worker_seconds + self.triggerer_seconds, 1)
+
+
+def _after(events: Sequence[Sequence[Any]], name: str, after: float) -> float | None:
+    return next((at for event, at in events if event == name and at is not None and at > after), None)
+
+
+def sensor_wait(task: dict[str, Any], report: dict[str, Any]) -> SensorWait | None:
+    """Read the sensor's wait from its task instance record and its ready report (``None``: no start).
+
+    :param task: The runner's record of the sensor's task instance (``start``, ``end``,
+        ``events``: Airflow's audit log, ``trigger``: the trigger row).
+    :param report: The sensor's XCom, the ready report (empty when it did not succeed).
+    """
+    started = task.get("start")
+    if started is None:
+        return None
+    events: list[Sequence[Any]] = task.get("events") or []
+    trigger = task.get("trigger")
+    deferred_at = next((at for event, at in events if event == "deferred"), None)
+    if deferred_at is None and trigger is not None:
+        deferred_at = trigger.get("created")
+    deferred: bool | None = deferred_at is not None
+    if not deferred and not events:
+        deferred = None  # no audit log and no trigger: nothing says whether it deferred
+    return SensorWait(
+        started=started,
+        ready_at=report.get("ready_at"),
+        deferred=deferred,
+        deferred_at=deferred_at,
+        resumed_at=_after(events, "running", deferred_at) if deferred_at is not None else None,
+        finished_at=task.get("end"),
+    )
+
+
+def _plural(count: Any, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def sensor_steps(task: dict[str, Any], report: dict[str, Any]) -> list[Step]:
+    """The sensor's lines: its start, its deferral, the trigger's event, its finish.
+
+    The report's own ``seconds_waited`` is not the sensor's wait when it deferred: the trigger
+    measures it from when it began waiting in the triggerer. The whole wait is read here from
+    the task instance's start instead, and split at the deferral.
+
+    :param task: The runner's record of the sensor's task instance.
+    :param report: The sensor's ready report (its XCom), empty when it did not succeed.
+    """
+    wait = sensor_wait(task, report)
+    if wait is None:
+        return []
+    steps = [Step(wait.started, "sensor started: checks once in the worker", "task ready")]
+    if wait.deferred_at is not None:
+        trigger = (task.get("trigger") or {}).get("classpath", "its trigger").rsplit(".", 1)[-1]
+        steps.append(
+            Step(
+                wait.deferred_at,
+                f"sensor deferred after {wait.worker_seconds:.1f} s checking in the worker: "
+                f"worker slot released, {trigger} waits in the triggerer",
+                "task ready",
+            )
+        )
+    if wait.ready_at is None:
+        return steps
+    attempts = report.get("attempts")
+    if wait.deferred:
+        steps.append(
+            Step(
+                wait.ready_at,
+                f"trigger fired: SELECT 1 succeeded ({_plural(attempts, 'probe attempt')} in the "
+                f"triggerer); the sensor waited {wait.whole_seconds:.1f} s: {wait.worker_seconds:.1f} s "
+                f"checking in the worker, then {wait.triggerer_seconds:.1f} s deferred in the "
+                "triggerer (no worker slot)",
+                "triggerer",
+            )
+        )
+        if wait.finished_at is not None:
+            resumed = (
+                f"resumed in the worker {wait.resumed_at - wait.ready_at:.1f} s after the event, "
+                f"finished {wait.finished_at - wait.ready_at:.1f} s after it"
+                if wait.resumed_at is not None
+                else "resumed in the worker"
+            )
+            steps.append(Step(wait.finished_at, f"sensor done: {resumed}", "task ready"))
+    elif wait.deferred is False:
+        steps.append(
+            Step(
+                wait.ready_at,
+                "sensor ready at the first check in the worker, no deferral: SELECT 1 succeeded "
+                f"{wait.worker_seconds:.1f} s after the sensor started",
+                "task ready",
+            )
+        )
+    else:
+        steps.append(
+            Step(
+                wait.ready_at,
+                f"sensor ready: SELECT 1 succeeded {wait.ready_at - wait.started:.1f} s after the sensor "
+                "started (Airflow's records do not say whether it deferred)",
+                "task ready",
+            )
+        )
+    return steps
+
+
+def build_steps(events: Sequence[Any], record: dict[str, Any]) -> list[Step]:
     """Put the emulator's events and the DAG run's records on one time line.
 
     :param events: The cluster's emulator timeline (objects with ``at``, ``event``, ``detail``).
     :param record: The runner's record of the DAG run (``tasks``, ``xcoms``).
-    :param deferred_at: When the demo saw the sensor's task instance ``deferred``, if it did.
     """
     tasks: dict[str, Any] = record.get("tasks", {})
     xcoms: dict[str, Any] = record.get("xcoms", {})
@@ -65,24 +206,11 @@ def build_steps(
     if resume is not None:
         cause = (resume.detail or {}).get("cause", "?")
         steps.append(Step(resume.at, f"resume started (by a {cause})", "emulator"))
-    if deferred_at is not None:
-        steps.append(
-            Step(deferred_at, "sensor deferred: waiting in the triggerer, no worker slot", "task ready")
-        )
     ready_event = _event(events, "ready", after=resume.at if resume else None)
     if ready_event is not None:
         took = f" (resume took {ready_event.at - resume.at:.1f} s)" if resume else ""
         steps.append(Step(ready_event.at, f"cluster ready: accepts connections{took}", "emulator"))
-    ready = xcoms.get("ready") or {}
-    if ready.get("ready_at") is not None:
-        steps.append(
-            Step(
-                ready["ready_at"],
-                f"sensor: SELECT 1 succeeded after {ready.get('seconds_waited', 0):.1f} s, "
-                f"{ready.get('attempts')} attempt(s)",
-                "task ready",
-            )
-        )
+    steps.extend(sensor_steps(tasks.get("ready", {}), xcoms.get("ready") or {}))
     last_etl = tasks.get(ETL_TASKS[-1], {})
     if last_etl.get("state") == "success" and last_etl.get("end") is not None:
         rows = xcoms.get(ETL_TASKS[-1]) or []
@@ -97,6 +225,7 @@ def build_steps(
         for task_id, task in tasks.items():
             if task.get("state") not in ("success", None) and task.get("end") is not None:
                 steps.append(Step(task["end"], f"task {task_id} {task['state']}", "Airflow"))
+    # Stable sort: steps at the same instant keep the story's order.
     return sorted(steps, key=lambda step: step.at)
 
 

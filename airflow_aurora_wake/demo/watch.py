@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,27 +37,46 @@ def describe_event(event: TimelineEvent) -> str | None:
     return _EVENT_TEXT.get(event.event, event.event)
 
 
-def task_states(db_path: Path) -> list[tuple[str, str, str]]:
-    """``(run_id, task_id, state)`` of the example DAG's task instances, read-only, or ``[]``.
-
-    :param db_path: The demo's SQLite metadata database.
-    """
+def _read(db_path: Path, sql: str) -> list[tuple[str, ...]]:
+    """Rows of a query on the example DAG (its one parameter), read-only; ``[]`` when unreadable."""
     if not db_path.exists():
         return []
     try:
         db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=0.2)
         try:
-            rows = db.execute(
-                "SELECT run_id, task_id, state FROM task_instance WHERE dag_id = ? AND state IS NOT NULL",
-                (DAG_ID,),
-            ).fetchall()
+            rows = db.execute(sql, (DAG_ID,)).fetchall()
         finally:
             db.close()
     except sqlite3.Error:
         return []
+    return [tuple(str(value) for value in row) for row in rows]
+
+
+def task_states(db_path: Path) -> list[tuple[str, str, str]]:
+    """``(run_id, task_id, state)`` of the example DAG's task instances, read-only, or ``[]``.
+
+    :param db_path: The demo's SQLite metadata database.
+    """
+    rows = _read(
+        db_path, "SELECT run_id, task_id, state FROM task_instance WHERE dag_id = ? AND state IS NOT NULL"
+    )
     order = {task_id: index for index, task_id in enumerate(TASK_ORDER)}
-    found = [(str(run_id), str(task_id), str(state)) for run_id, task_id, state in rows]
+    found = [(run_id, task_id, state) for run_id, task_id, state in rows]
     return sorted(found, key=lambda row: order.get(row[1], len(order)))
+
+
+def deferrals(db_path: Path) -> list[tuple[str, str]]:
+    """``(run_id, task_id)`` of the example DAG's task instances that deferred, from Airflow's audit log.
+
+    ``dag.test()`` runs the trigger inline and shows the task instance ``deferred`` for only
+    milliseconds, too briefly for :func:`task_states` to see; the audit log keeps the event.
+
+    :param db_path: The demo's SQLite metadata database.
+    """
+    rows = _read(
+        db_path, "SELECT run_id, task_id FROM log WHERE dag_id = ? AND event = 'deferred' ORDER BY id"
+    )
+    return [(run_id, task_id) for run_id, task_id in rows]
 
 
 @dataclass
@@ -78,7 +96,7 @@ class Watch:
     seen_events: dict[str, int] = field(default_factory=dict)
     states: dict[tuple[str, str], str] = field(default_factory=dict)
     run_ids: list[str] = field(default_factory=list)
-    deferred_at: dict[str, float] = field(default_factory=dict)
+    deferred: set[tuple[str, str]] = field(default_factory=set)
 
     def poll(self) -> None:
         """Print what changed since the last poll."""
@@ -95,13 +113,26 @@ class Watch:
             if self.states.get((run_id, task_id)) == state:
                 continue
             self.states[(run_id, task_id)] = state
-            index = self.run_ids.index(run_id)
-            cluster = self.engines[index].cluster if index < len(self.engines) else run_id
             if state == "deferred":
-                self.deferred_at.setdefault(run_id, time.time())
-                self.progress.say(f"{cluster}: task {task_id} deferred (waits in the triggerer)")
+                self._deferred(run_id, task_id)
             elif state not in ("scheduled", "queued", "none"):
-                self.progress.say(f"{cluster}: task {task_id} {state}")
+                self.progress.say(f"{self._cluster(run_id)}: task {task_id} {state}")
+        for run_id, task_id in deferrals(self.db_path):
+            self._deferred(run_id, task_id)
+
+    def _cluster(self, run_id: str) -> str:
+        index = self.run_ids.index(run_id) if run_id in self.run_ids else len(self.engines)
+        return self.engines[index].cluster if index < len(self.engines) else run_id
+
+    def _deferred(self, run_id: str, task_id: str) -> None:
+        """Say once that a task deferred, whether its state or the audit log showed it first."""
+        if (run_id, task_id) in self.deferred:
+            return
+        self.deferred.add((run_id, task_id))
+        self.progress.say(
+            f"{self._cluster(run_id)}: task {task_id} deferred (worker slot released; its trigger "
+            "waits in the triggerer)"
+        )
 
     def status(self) -> str:
         """One phrase: what the demo is waiting for now."""

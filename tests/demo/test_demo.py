@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,13 +119,17 @@ def test_demo_prints_the_timeline_and_leaves_nothing(
         assert timeline, result.stdout
         steps = timeline.group(1)
         # The story, in order, each line with seconds since the start and since the step before.
+        # The wake's connection is held until the 2 s resume is over: the sensor's first check
+        # finds the cluster warm.
         order = ["paused", "DAG run started", "wake requested: connection-nudge", "resume started",
-                 "cluster ready: accepts connections (resume took 2.0 s)", "sensor: SELECT 1 succeeded",
+                 "cluster ready: accepts connections (resume took 2.0 s)", "sensor started",
+                 "sensor ready at the first check in the worker, no deferral: SELECT 1 succeeded",
                  "ETL done: table created, 3 rows loaded and read back"]  # fmt: skip
         positions = [steps.find(step) for step in order]
         assert -1 not in positions and positions == sorted(positions), steps
         lines = [line for line in steps.splitlines()[1:] if not line.startswith("  rows read back")]
         assert all(re.match(r"\s+\d+\.\ds\s+\+\d+\.\ds  ", line) for line in lines), steps
+        assert "deferred after" not in steps and "trigger fired" not in steps
     assert "[['apples', 3], ['bread', 2], ['coffee', 5]]" in result.stdout
     # The user's databases are left as they were: the demo's rows are deleted again.
     run_ids = dict(re.findall(r"Timeline of (demo-\w+) .*?DAG run (\S+): success", result.stdout))
@@ -142,10 +148,40 @@ def test_demo_prints_the_timeline_and_leaves_nothing(
 
 
 def test_demo_keep_leaves_the_folder_with_the_logs(tmp_path: Path, postgres_server: Any) -> None:
-    result = run_demo(tmp_path, "--resume-seconds", "0.5", "--no-mysql", "--keep")
+    # A resume longer than the wake's 3 s connection nudge plus the sensor's 5 s check: it defers.
+    result = run_demo(tmp_path, "--resume-seconds", "20", "--no-mysql", "--keep")
 
     assert result.returncode == 0, result.stdout + result.stderr
     folder = demo_folder(result.stdout)
+    # The deferral and the trigger's event in the timeline are Airflow's records in the kept
+    # metadata database: the audit log's "deferred" row and the trigger row the sensor points to.
+    deferred = re.search(
+        r"sensor deferred after (\d+\.\d) s checking in the worker: worker slot released, "
+        r"AuroraServerlessReadyTrigger waits in the triggerer  \[task ready\]",
+        result.stdout,
+    )
+    assert deferred, result.stdout
+    with sqlite3.connect(folder / "airflow-home" / "airflow.db") as db:
+        (start, deferred_at, classpath) = db.execute(
+            "SELECT ti.start_date, log.dttm, trigger.classpath FROM task_instance ti "
+            "JOIN log ON log.run_id = ti.run_id AND log.task_id = ti.task_id AND log.event = 'deferred' "
+            "JOIN trigger ON trigger.id = ti.trigger_id WHERE ti.task_id = 'ready'"
+        ).fetchone()
+    assert classpath.endswith(".AuroraServerlessReadyTrigger")
+    seconds = datetime.fromisoformat(deferred_at) - datetime.fromisoformat(start)
+    assert float(deferred.group(1)) == round(seconds.total_seconds(), 1)
+    fired = re.search(
+        r"trigger fired: SELECT 1 succeeded \(\d+ probe attempts? in the triggerer\); the sensor waited "
+        r"(\d+\.\d) s: (\d+\.\d) s checking in the worker, then (\d+\.\d) s deferred in the "
+        r"triggerer \(no worker slot\)  \[triggerer\]",
+        result.stdout,
+    )
+    assert fired, result.stdout
+    whole, worker, triggerer = (float(number) for number in fired.groups())
+    assert worker == float(deferred.group(1))
+    assert whole == pytest.approx(worker + triggerer)
+    assert re.search(r"sensor done: resumed in the worker \d+\.\d s after the event", result.stdout)
+    assert "demo-pg: task ready deferred (worker slot released" in result.stderr
     assert folder.parent == tmp_path
     for log in ("dag-test.log", "airflow-db-migrate.log", "emulator.log"):
         assert (folder / log).is_file()

@@ -19,6 +19,7 @@ from airflow_aurora_wake.demo.engines import (
     parse_server,
     server_password,
 )
+from airflow_aurora_wake.demo.report import print_report
 from airflow_aurora_wake.demo.sandbox import Folder, child_environment
 
 HEAVY = ("moto", "airflow", "asyncpg", "aiomysql", "airflow_aurora_wake.emulator.emulator")
@@ -148,3 +149,20 @@ def test_the_children_see_none_of_the_users_airflow_or_aws_settings(
     assert "AWS_PROFILE" not in env
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
     assert env["AIRFLOW_CONN_AWS_DEFAULT"] == "{}"
+
+
+def test_the_report_repeats_what_was_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    note = "the MySQL cluster demo-mysql is skipped: nothing answers at 127.0.0.1:3306 (refused)"
+
+    print_report(
+        None,  # type: ignore[arg-type]  # no engine ran: the emulator is not asked for a timeline
+        [],
+        [],
+        skipped=[note],
+        folder=Folder(tmp_path),
+        runner_ok=True,
+        keep=False,
+    )
+
+    lines = capsys.readouterr().out.splitlines()
+    assert "The MySQL cluster demo-mysql is skipped: nothing answers at 127.0.0.1:3306 (refused)" in lines

@@ -9,6 +9,7 @@ the region taken away), and its message must still name what to fix.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,9 @@ def wait(
     """
     for name, value in emulator.aws_env().items():
         monkeypatch.setenv(name, value)
+    # The command runs in its own process, where nothing configures logging; in this one, the
+    # test session imported Airflow, whose 2.11 logging sends records (botocore's) to stdout.
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
 
     def run(*argv: str) -> tuple[int, dict[str, Any], str]:
         endpoint = () if "--endpoint-url" in argv else ("--endpoint-url", emulator.endpoint_url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -97,6 +97,7 @@ class ClusterSnapshot:
     :param port: the cluster port.
     :param http_endpoint_enabled: whether the Data API is enabled.
     :param iam_auth_enabled: whether IAM database authentication is enabled.
+    :param tags: the cluster's tags (``TagList``), key to value.
     """
 
     identifier: str
@@ -114,6 +115,7 @@ class ClusterSnapshot:
     port: int | None
     http_endpoint_enabled: bool
     iam_auth_enabled: bool
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def category(self) -> StatusCategory:
@@ -292,4 +294,17 @@ def classify_cluster(description: Mapping[str, Any]) -> ClusterSnapshot:
         iam_auth_enabled=_flag(
             description, "IAMDatabaseAuthenticationEnabled", identifier, "IAMDatabaseAuthenticationEnabled"
         ),
+        tags=_tags(description),
     )
+
+
+def _tags(description: Mapping[str, Any]) -> dict[str, str]:
+    """``TagList`` as a dict; entries that are not string pairs are skipped (tags are user data)."""
+    tag_list = description.get("TagList")
+    if not isinstance(tag_list, list):
+        return {}
+    return {
+        tag["Key"]: tag["Value"]
+        for tag in tag_list
+        if isinstance(tag, Mapping) and isinstance(tag.get("Key"), str) and isinstance(tag.get("Value"), str)
+    }

@@ -36,10 +36,14 @@ __all__ = [
     "AWS_CALL_TIMEOUT",
     "CallOptions",
     "RdsCalls",
+    "add_tags",
     "describe_cluster",
     "modify_current_capacity",
+    "modify_v2_scaling",
+    "remove_tags",
     "retry_transient",
     "start_cluster",
+    "stop_cluster",
 ]
 
 T = TypeVar("T")
@@ -192,6 +196,80 @@ async def start_cluster(client: Any, identifier: str, **options: Unpack[CallOpti
     """
     request = client.start_db_cluster(DBClusterIdentifier=identifier)
     return await _wake_request("StartDBCluster", request, identifier, options)
+
+
+async def stop_cluster(client: Any, identifier: str, **options: Unpack[CallOptions]) -> bool:
+    """Stop a running cluster (parameters: see the module's docstring).
+
+    :returns: True when accepted; False on ``InvalidDBClusterStateFault`` (not in a state that
+        can be stopped: already stopping or stopped, or still starting).
+    """
+    request = client.stop_db_cluster(DBClusterIdentifier=identifier)
+    return await _wake_request("StopDBCluster", request, identifier, options)
+
+
+async def modify_v2_scaling(
+    client: Any,
+    identifier: str,
+    *,
+    min_capacity: float,
+    max_capacity: float,
+    seconds_until_auto_pause: int | None,
+    **options: Unpack[CallOptions],
+) -> bool:
+    """Set a Serverless v2 cluster's scaling range (``ModifyDBCluster``, applied immediately).
+
+    Raising ``MinCapacity`` above 0 resumes a paused cluster (an AWS-documented waker).
+
+    :param min_capacity: ``MinCapacity`` in ACUs.
+    :param max_capacity: ``MaxCapacity`` in ACUs.
+    :param seconds_until_auto_pause: ``SecondsUntilAutoPause``, sent only with a minimum of 0.
+    :returns: True when accepted; False on ``InvalidDBClusterStateFault`` (the cluster cannot be
+        modified now: starting, or another modification under way).
+    """
+    scaling: dict[str, Any] = {"MinCapacity": min_capacity, "MaxCapacity": max_capacity}
+    if min_capacity == 0 and seconds_until_auto_pause is not None:
+        scaling["SecondsUntilAutoPause"] = seconds_until_auto_pause
+    request = client.modify_db_cluster(
+        DBClusterIdentifier=identifier, ServerlessV2ScalingConfiguration=scaling, ApplyImmediately=True
+    )
+    return await _wake_request("ModifyDBCluster", request, identifier, options)
+
+
+async def add_tags(
+    client: Any, identifier: str, arn: str, tags: Mapping[str, str], **options: Unpack[CallOptions]
+) -> None:
+    """Add (or overwrite) tags on the cluster ``arn`` (``AddTagsToResource``).
+
+    :param arn: the cluster's ARN.
+    :param tags: key to value.
+    """
+    request = client.add_tags_to_resource(
+        ResourceName=arn, Tags=[{"Key": key, "Value": value} for key, value in tags.items()]
+    )
+    await _write("AddTagsToResource", request, identifier, options)
+
+
+async def remove_tags(
+    client: Any, identifier: str, arn: str, keys: list[str], **options: Unpack[CallOptions]
+) -> None:
+    """Remove tags from the cluster ``arn`` (``RemoveTagsFromResource``; absent keys are fine).
+
+    :param arn: the cluster's ARN.
+    :param keys: the tag keys.
+    """
+    request = client.remove_tags_from_resource(ResourceName=arn, TagKeys=keys)
+    await _write("RemoveTagsFromResource", request, identifier, options)
+
+
+async def _write(action: str, request: Awaitable[Any], identifier: str, options: CallOptions) -> None:
+    calls = options.get("calls")
+    if calls is not None:
+        calls.record(action)
+    try:
+        await _bounded(request, options.get("timeout"))
+    except Exception as exc:
+        _raise_mapped(exc, action=action, identifier=identifier, region_name=options.get("region_name"))
 
 
 async def _wake_request(action: str, request: Awaitable[Any], identifier: str, options: CallOptions) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -95,6 +96,10 @@ class AwsEndpointApp:
         self.backend = backend
         self.inner = inner
         self.admin = admin
+        # moto's ModifyDBCluster takes the cluster out of its table and puts it back (for a
+        # rename): a request handled in between would answer DBClusterNotFoundFault, which RDS
+        # never does. Its RDS requests are handled one at a time (each takes milliseconds).
+        self._moto_rds = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or ""
@@ -144,7 +149,8 @@ class AwsEndpointApp:
             captured["status"] = status
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
-        result = self.inner(environ, capture)
+        with self._moto_rds:
+            result = list(self.inner(environ, capture))
         if captured.get("status", "").startswith("200"):
             try:
                 self._after_moto(action, form, identifier, region)

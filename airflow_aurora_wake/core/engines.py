@@ -16,6 +16,8 @@ __all__ = [
     "SSL_MODES_VERIFYING",
     "TIMEOUT_ACTIONS",
     "V1_CAPACITIES",
+    "V2_ACU_STEP",
+    "V2_MAX_ACU",
     "EngineFamily",
     "engine_family",
 ]
@@ -46,6 +48,11 @@ SSL_MODES: tuple[str, ...] = ("disable", "allow", "prefer", "require", "verify-c
 SSL_MODES_REQUIRING_TLS: tuple[str, ...] = ("require", "verify-ca", "verify-full")
 #: The sslmodes that also verify the server's certificate.
 SSL_MODES_VERIFYING: tuple[str, ...] = ("verify-ca", "verify-full")
+
+#: Serverless v2 capacities are multiples of 0.5 ACU, up to 256 (the scaling configuration's
+#: MinCapacity and MaxCapacity).
+V2_ACU_STEP = 0.5
+V2_MAX_ACU = 256.0
 
 #: Valid Serverless v1 capacities per engine family (botocore documentation of
 #: ``ModifyCurrentDBClusterCapacity``).

@@ -3,7 +3,9 @@
 It reads the service from the SigV4 credential scope and the RDS ``Action`` from the form
 body, answers the actions the emulator owns (``ModifyCurrentDBClusterCapacity``,
 ``StartDBCluster``, ``StopDBCluster``, rds-data ``ExecuteStatement``) and the injected faults
-itself, hands ``/_emulator/`` to the admin routes, and forwards everything else to moto, with
+itself, refuses the ``ModifyDBCluster`` requests AWS refuses and moto would accept (a stopped
+cluster, an invalid v2 scaling), hands ``/_emulator/`` to the admin routes, and forwards
+everything else to moto (whose ``ModifyDBCluster`` sets the model's v2 scaling), with
 the emulator's private account id in the ``x-moto-account-id`` header so that two emulators in
 one process never see each other's resources.
 """
@@ -27,6 +29,7 @@ from airflow_aurora_wake.emulator.dataapi import Statement, StatementError, Stat
 from airflow_aurora_wake.emulator.faults import FaultInjector, data_api_resume_answer
 from airflow_aurora_wake.emulator.lifecycle import CONNECTABLE_PHASES
 from airflow_aurora_wake.emulator.model import ClusterModel, EmulatedStateError, Phase
+from airflow_aurora_wake.emulator.scaling import ScalingRequestError, requested_v2_scaling
 from airflow_aurora_wake.emulator.wire import (
     RDS_XMLNS,
     Response,
@@ -65,6 +68,16 @@ class EndpointBackend(Protocol):
     def sync_cluster(self, identifier: str) -> None: ...
 
     def run_statement(self, model: ClusterModel, statement: Statement) -> StatementResult: ...
+
+
+def tagged_cluster(resource_name: str | None) -> str | None:
+    """The cluster a tagging call (``ResourceName``, an ARN) names, if it names a cluster.
+
+    :param resource_name: ``"arn:aws:rds:us-east-1:123:cluster:sales"``, or an instance's ARN.
+    """
+    if not resource_name or not resource_name.startswith("arn:") or ":cluster:" not in resource_name:
+        return None
+    return cluster_name(resource_name)
 
 
 def cluster_name(identifier: str | None) -> str | None:
@@ -131,11 +144,16 @@ class AwsEndpointApp:
     ) -> Iterable[bytes]:
         form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
         action = form.get("Action", "")
-        identifier = cluster_name(form.get("DBClusterIdentifier"))
+        # Tagging calls name the cluster by its ARN: counted (and denied) per cluster all the same.
+        identifier = cluster_name(form.get("DBClusterIdentifier")) or tagged_cluster(form.get("ResourceName"))
         self.backend.calls.count_rds_call(action, identifier)
         fault = self.backend.injector.rds_fault(action, identifier, region)
         if fault is not None:
             return send(start_response, fault)
+        if action == "ModifyDBCluster":
+            refusal = self._refuse_modify(form, identifier, region)
+            if refusal is not None:
+                return send(start_response, refusal)
         owned = {
             "ModifyCurrentDBClusterCapacity": self._modify_capacity,
             "StartDBCluster": self._start,
@@ -177,6 +195,30 @@ class AwsEndpointApp:
         if model is None:
             return query_error("DBClusterNotFoundFault", f"DBCluster {identifier} not found.", 404)
         return model
+
+    def _refuse_modify(self, form: dict[str, str], identifier: str | None, region: str) -> Response | None:
+        """AWS's answer to a ``ModifyDBCluster`` that moto would accept, if it refuses it.
+
+        The request must not reach moto then: moto takes the cluster out of its table before it
+        applies anything, and an error there would leave it out.
+        """
+        model = self.backend.find_cluster(identifier, region)
+        if model is None:
+            if not identifier:
+                return None  # moto names the missing parameter
+            with self._moto_rds:  # moto's table is read one request at a time, see __init__
+                cluster = motoglue.find_cluster(self.backend.account_id, region, identifier)
+            if cluster is None:  # moto would fail with a KeyError, answered 500
+                return query_error("DBClusterNotFoundFault", f"DBCluster {identifier} not found.", 404)
+            return None  # a cluster of an engine the emulator does not model: moto's alone
+        try:
+            model.check_modifiable()
+            requested_v2_scaling(form, model.identifier, model.spec.kind, model.v2_scaling())
+        except EmulatedStateError as exc:
+            return query_error("InvalidDBClusterStateFault", str(exc), 400)
+        except ScalingRequestError as exc:
+            return query_error(exc.code, str(exc), 400)
+        return None
 
     def _start(self, form: dict[str, str], identifier: str | None, region: str) -> Response:
         return self._change_state("StartDBCluster", ClusterModel.start, identifier, region)

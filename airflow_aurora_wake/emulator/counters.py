@@ -63,7 +63,8 @@ class CallCounters:
         """Count one RDS call (faulted ones included).
 
         :param action: the RDS action.
-        :param identifier: the ``DBClusterIdentifier`` it named, if any.
+        :param identifier: the cluster it named, if any: its ``DBClusterIdentifier``, or for a
+            tagging call the cluster of its ``ResourceName`` ARN.
         """
         with self._lock:
             self._rds_calls[action] += 1

@@ -424,7 +424,7 @@ class AuroraEmulator:
         """Counters of RDS calls, connections and Data API calls.
 
         Keys: ``rds_calls`` (by action), ``rds_calls_by_cluster`` (identifier -> action ->
-        count, where the call named a ``DBClusterIdentifier``), ``rds_faults`` (injected
+        count, where the call named a cluster, also by ARN), ``rds_faults`` (injected
         error code -> count), ``connection_attempts``, ``connections_completed``,
         ``connections_completed_at`` (identifier -> list of epoch times),
         ``connections_abandoned``, ``connections_reset``, ``connections_failed_by_fault``

@@ -130,6 +130,13 @@ class ClusterLifecycle:
         """Whether a connection is spliced to the upstream now."""
         return self.advance() in CONNECTABLE_PHASES
 
+    def can_auto_pause(self) -> bool:
+        """Whether the cluster may pause when idle: v1 always, v2 while its ``MinCapacity`` is 0
+        (its live scaling: a raised minimum keeps it awake), provisioned never."""
+        if self.spec.kind == "serverless-v1":
+            return True
+        return self.spec.kind == "serverless-v2" and self.min_capacity == 0
+
     def in_fault_window(self, faults: Faults, now: float | None = None) -> bool:
         """Whether the after-resume fault window is open now.
 
@@ -149,19 +156,9 @@ class ClusterLifecycle:
             return min(self.capacity_at, self.phase_until or self.capacity_at)
         if self.phase in (Phase.RESUMING, Phase.SCALING, Phase.STOPPING, Phase.STARTING):
             return self.phase_until
-        if (
-            self.phase is Phase.AVAILABLE
-            and self.open_connections == 0
-            and self.spec.kind != "provisioned"
-            and self._can_pause_now()
-        ):
+        if self.phase is Phase.AVAILABLE and self.open_connections == 0 and self.can_auto_pause():
             return self.idle_since + self.seconds_until_auto_pause
         return None
-
-    def _can_pause_now(self) -> bool:
-        if self.spec.kind == "serverless-v1":
-            return True
-        return self.min_capacity == 0
 
     def _transition(self, at: float) -> None:
         phase = self.phase

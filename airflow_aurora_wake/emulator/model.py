@@ -16,6 +16,7 @@ from airflow_aurora_wake.core.errors import redact
 from airflow_aurora_wake.emulator.config import ClusterSpec, TimelineEvent, Timings, check_resume_answers
 from airflow_aurora_wake.emulator.counters import ClusterCounters
 from airflow_aurora_wake.emulator.lifecycle import ClusterLifecycle, Phase
+from airflow_aurora_wake.emulator.scaling import V2Scaling
 
 __all__ = ["ClusterModel", "EmulatedStateError", "Phase"]
 
@@ -194,9 +195,10 @@ class ClusterModel(ClusterLifecycle):
 
         :param now: the current time.
         :param paused_for: back-date the pause, to exercise the deep-sleep resume.
-        :raises ValueError: for a cluster kind that cannot pause.
+        :raises ValueError: for a cluster that cannot pause (a kind that never does, or a v2
+            cluster whose minimum is above 0 now).
         """
-        if not self.spec.can_auto_pause:
+        if not self.can_auto_pause():
             raise ValueError(
                 f"cluster {self.identifier!r} ({self.spec.kind}, min capacity {self.min_capacity}) "
                 "cannot be paused"
@@ -248,6 +250,21 @@ class ClusterModel(ClusterLifecycle):
             check_resume_answers(self.identifier, self.spec.family, answer, data_api)
             self.resume_answer, self.data_api_resume_answer = answer, data_api
 
+    def v2_scaling(self) -> V2Scaling:
+        """The cluster's Serverless v2 scaling now (the range the model holds)."""
+        with self.lock:
+            return V2Scaling(self.min_capacity, self.max_capacity, self.seconds_until_auto_pause)
+
+    def check_modifiable(self, now: float | None = None) -> None:
+        """Refuse ``ModifyDBCluster`` while stopping, stopped or starting, as AWS does.
+
+        :param now: the current time.
+        :raises EmulatedStateError: in those states.
+        """
+        with self.lock:
+            if self.advance(now) in (Phase.STOPPING, Phase.STOPPED, Phase.STARTING):
+                raise self._wrong_state("available")
+
     def update_v2_scaling(
         self,
         min_capacity: float | None,
@@ -255,24 +272,38 @@ class ClusterModel(ClusterLifecycle):
         seconds_until_auto_pause: int | None,
         now: float | None = None,
     ) -> None:
-        """``ModifyDBCluster`` changed the v2 scaling range; raising the minimum above 0 wakes it.
+        """``ModifyDBCluster`` changed the v2 scaling (checked already): record it, apply its effects.
+
+        A change is recorded as ``scaling-changed`` and restarts the idle clock: a minimum given
+        back to 0 counts its idle time from the change, or a cluster held idle for hours would
+        pause at once, at a time before the change. A change of the range resumes a paused
+        cluster (see :meth:`V2Scaling.changes_range_of` for which changes count). Other kinds
+        keep their own scaling: moto stores the request, the model ignores it.
 
         :param min_capacity: new minimum (``None``: unchanged).
         :param max_capacity: new maximum (``None``: unchanged).
         :param seconds_until_auto_pause: new idle time (``None``: unchanged).
         :param now: the current time.
         """
-        with self.lock:
-            if min_capacity is not None:
-                self.min_capacity = float(min_capacity)
-            if max_capacity is not None:
-                self.max_capacity = float(max_capacity)
-            if seconds_until_auto_pause is not None:
-                self.seconds_until_auto_pause = int(seconds_until_auto_pause)
-            if self.min_capacity > 0:
-                # AWS documents a scaling-range change as one of the side-effect wakers.
-                self.request_resume("modify-db-cluster", now)
-        self._changed()
+        if self.spec.kind != "serverless-v2":
+            return
+        with self._change(now) as (at, phase):
+            before = self.v2_scaling()
+            after = before.merged(min_capacity, max_capacity, seconds_until_auto_pause)
+            if after == before:
+                return
+            self.min_capacity, self.max_capacity = after.min_capacity, after.max_capacity
+            self.seconds_until_auto_pause = after.seconds_until_auto_pause
+            self._record(
+                at,
+                "scaling-changed",
+                {"cause": "modify-db-cluster", "before": before.as_dict(), "after": after.as_dict()},
+            )
+            self.idle_since = max(self.idle_since, at)
+            if phase is Phase.AVAILABLE:
+                self.capacity = min(max(self.capacity, after.min_capacity, 0.5), after.max_capacity)
+            elif phase is Phase.PAUSED and after.changes_range_of(before):
+                self.request_resume("modify-db-cluster", at)
 
     # -- database side events -------------------------------------------------------------
 

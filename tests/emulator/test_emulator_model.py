@@ -7,6 +7,7 @@ from emulator_helpers import FAST
 
 from airflow_aurora_wake.emulator import ClusterSpec, Faults, Timings
 from airflow_aurora_wake.emulator.model import ClusterModel, EmulatedStateError, Phase
+from airflow_aurora_wake.emulator.scaling import V2Scaling
 
 pytestmark = pytest.mark.emulator
 
@@ -106,6 +107,113 @@ def test_start_and_stop_follow_aws_state_rules() -> None:
     assert model.advance(T0 + 10.5) is Phase.STARTING
     assert model.advance(T0 + 10 + FAST.start_seconds) is Phase.AVAILABLE
     assert names(model)[-4:] == ["stop-requested", "stopped", "start-requested", "available"]
+
+
+# -- v2 scaling changes (ModifyDBCluster) ------------------------------------------------
+
+
+def test_a_scaling_change_is_in_the_timeline_with_the_scaling_before_and_after() -> None:
+    model = make(ClusterSpec("a", state="available"))
+    model.update_v2_scaling(2, 8, None, T0 + 1)
+    change = model.timeline[-1]
+    assert (change.at, change.event) == (T0 + 1, "scaling-changed")
+    assert change.detail == {
+        "cause": "modify-db-cluster",
+        "before": {"min_capacity": 0.0, "max_capacity": 4.0, "seconds_until_auto_pause": 300},
+        "after": {"min_capacity": 2.0, "max_capacity": 8.0, "seconds_until_auto_pause": 300},
+    }
+    assert "resume-requested" not in names(model)  # it was awake
+
+
+@pytest.mark.parametrize(
+    ("change", "resumes"),
+    [
+        ((0.5, None, None), True),  # AWS's own example: the minimum from 0 to 0.5
+        ((None, 8, None), True),  # the maximum alone changes the range too
+        ((None, None, 600), False),  # the idle time is not the range
+    ],
+)
+def test_a_paused_cluster_resumes_when_its_range_changes(
+    change: tuple[float | None, float | None, int | None], resumes: bool
+) -> None:
+    model = make(ClusterSpec("a"))
+    model.update_v2_scaling(*change, T0 + 1)
+    assert names(model)[2] == "scaling-changed"
+    if resumes:
+        assert names(model)[3:] == ["resume-requested"]
+        assert model.timeline[3].detail["cause"] == "modify-db-cluster"
+        assert model.advance(T0 + 1 + FAST.resume_seconds) is Phase.AVAILABLE
+    else:
+        assert names(model)[3:] == []
+        assert model.advance(T0 + 100_000) is Phase.PAUSED
+
+
+def test_the_same_scaling_again_records_nothing() -> None:
+    model = make(ClusterSpec("a"))
+    model.update_v2_scaling(0, 4, 300, T0 + 1)
+    assert names(model) == ["created", "paused"]
+    assert model.advance(T0 + 1) is Phase.PAUSED
+
+
+def test_a_raised_minimum_keeps_it_awake_and_the_idle_clock_restarts_when_it_returns_to_0() -> None:
+    model = make(ClusterSpec("a", state="available", seconds_until_auto_pause=10))
+    assert model.next_transition_at() == T0 + 10
+    model.update_v2_scaling(2, None, None, T0 + 5)
+    assert model.next_transition_at() is None
+    assert model.advance(T0 + 100_000) is Phase.AVAILABLE  # idle for a day, held
+    model.update_v2_scaling(0, None, None, T0 + 100_000)
+    assert model.advance(T0 + 100_009.9) is Phase.AVAILABLE
+    assert model.advance(T0 + 100_010) is Phase.PAUSED
+    assert names(model)[-3:] == ["scaling-changed", "scaling-changed", "auto-paused"]
+    assert (model.timeline[-1].at, model.timeline[-1].detail) == (T0 + 100_010, {"idle_seconds": 10})
+
+
+def test_a_scaling_change_of_an_idle_cluster_restarts_its_idle_clock() -> None:
+    model = make(ClusterSpec("a", state="available", seconds_until_auto_pause=10))
+    model.update_v2_scaling(None, 8, None, T0 + 8)
+    assert model.next_transition_at() == T0 + 18
+
+
+def test_an_open_connection_keeps_a_cluster_whose_minimum_returned_to_0_awake() -> None:
+    model = make(ClusterSpec("a", state="available", min_capacity=2, seconds_until_auto_pause=10))
+    model.connection_opened(T0 + 1)
+    model.update_v2_scaling(0, None, None, T0 + 2)
+    assert model.next_transition_at() is None
+    model.connection_closed(T0 + 50)
+    assert model.next_transition_at() == T0 + 60
+
+
+def test_stop_and_start_keep_a_raised_floor_and_a_stopped_cluster_cannot_be_modified() -> None:
+    model = make(ClusterSpec("a", state="available", seconds_until_auto_pause=10))
+    model.update_v2_scaling(2, 8, None, T0 + 1)
+    model.stop(T0 + 2)
+    with pytest.raises(EmulatedStateError, match="stopping"):
+        model.check_modifiable(T0 + 2)
+    assert model.advance(T0 + 2 + FAST.stop_seconds) is Phase.STOPPED
+    with pytest.raises(EmulatedStateError, match="stopped"):
+        model.check_modifiable(T0 + 3)
+    model.start(T0 + 4)
+    with pytest.raises(EmulatedStateError, match="starting"):
+        model.check_modifiable(T0 + 4)
+    assert model.advance(T0 + 4 + FAST.start_seconds) is Phase.AVAILABLE
+    model.check_modifiable(T0 + 4 + FAST.start_seconds)
+    assert model.v2_scaling() == V2Scaling(2.0, 8.0, 10)
+    assert model.next_transition_at() is None  # the floor still keeps it awake
+
+
+def test_an_admin_pause_follows_the_live_minimum() -> None:
+    model = make(ClusterSpec("a", state="available", min_capacity=0.5))
+    with pytest.raises(ValueError, match="cannot be paused"):
+        model.force_pause(T0 + 1)
+    model.update_v2_scaling(0, None, None, T0 + 2)
+    model.force_pause(T0 + 3)
+    assert model.advance(T0 + 3) is Phase.PAUSED
+
+
+def test_other_kinds_ignore_a_v2_scaling() -> None:
+    model = make(ClusterSpec("p", kind="provisioned", state="available"))
+    model.update_v2_scaling(2, 8, None, T0 + 1)
+    assert names(model) == ["created", "available"]
 
 
 def test_the_after_resume_fault_window_opens_at_ready() -> None:

@@ -25,8 +25,6 @@ from airflow_aurora_wake.core.errors import InvalidParameterError
 __all__ = [
     "HOLD_TAG_PREFIX",
     "MAX_HOLD_SECONDS",
-    "V2_ACU_STEP",
-    "V2_MAX_ACU",
     "Hold",
     "ScalingRange",
     "check_holder",
@@ -40,9 +38,6 @@ HOLD_TAG_PREFIX = "aurora-wake:hold:"
 #: The longest hold accepted: a window longer than a day is a forgotten window, and an expiry is
 #: what keeps a run that died from holding a cluster warm for ever.
 MAX_HOLD_SECONDS = 24 * 3600.0
-#: Serverless v2 capacities are multiples of 0.5 ACU, up to 256.
-V2_ACU_STEP = 0.5
-V2_MAX_ACU = 256.0
 #: What a holder id may contain: tag key characters, and no space (the key must read back).
 _HOLDER = re.compile(r"[A-Za-z0-9_.:/=+\-@]{1,100}")
 

@@ -24,12 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot, StatusCategory
-from airflow_aurora_wake.core.engines import V1_CAPACITIES
+from airflow_aurora_wake.core.engines import V1_CAPACITIES, V2_ACU_STEP, V2_MAX_ACU
 from airflow_aurora_wake.core.errors import ClusterStateError, InvalidParameterError
 from airflow_aurora_wake.core.hold.ledger import (
     MAX_HOLD_SECONDS,
-    V2_ACU_STEP,
-    V2_MAX_ACU,
     Hold,
     ScalingRange,
     check_holder,
@@ -474,8 +472,17 @@ async def release_cluster(
     now = clock()
     left = _live(snapshot, now)
     stopped = False
-    if mine is not None and mine.started and stop_if_started and left == 0:
-        stopped = await stop_cluster(client, identifier, **calls.options())
+    stop_note = ""
+    if mine is not None and mine.started and stop_if_started:
+        if left:
+            stop_note = "; left running: other holds are live"
+        else:
+            stopped = await stop_cluster(client, identifier, **calls.options())
+            stop_note = (
+                "; cluster stopped (the window started it)"
+                if stopped
+                else f"; could not stop it now (status {snapshot.status!r}): stop it once it is available"
+            )
     held = max(0.0, min(now, mine.until) - mine.since) if mine else 0.0
     floor = mine.min_capacity if mine else 0.0
     if mine is None:
@@ -485,7 +492,7 @@ async def release_cluster(
             f"DB cluster {identifier!r}: {holder} held {floor:g} ACUs for {held / 60:.1f} min "
             f"({floor * held / 3600:.3f} ACU-hours); "
             + (f"{left} hold(s) still live" if left else "scaling restored")
-            + ("; cluster stopped (the window started it)" if stopped else "")
+            + stop_note
             + ("" if settled else f"; not settled yet (status {snapshot.status!r})")
         )
     return ReleaseResult(

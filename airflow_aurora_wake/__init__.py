@@ -47,7 +47,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Amazon Aurora Serverless",
-                "python-modules": ["airflow_aurora_wake.operators.aurora_serverless"],
+                "python-modules": [
+                    "airflow_aurora_wake.operators.aurora_serverless",
+                    "airflow_aurora_wake.operators.aurora_window",
+                ],
             }
         ],
         "sensors": [

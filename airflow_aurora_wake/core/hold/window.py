@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot, StatusCategory
-from airflow_aurora_wake.core.engines import V1_CAPACITIES, V2_ACU_STEP, V2_MAX_ACU
+from airflow_aurora_wake.core.engines import V1_CAPACITIES
 from airflow_aurora_wake.core.errors import ClusterStateError, InvalidParameterError
 from airflow_aurora_wake.core.hold.ledger import (
-    MAX_HOLD_SECONDS,
     Hold,
     ScalingRange,
     check_holder,
@@ -35,6 +34,7 @@ from airflow_aurora_wake.core.hold.ledger import (
     original_scaling,
     scaling_wanted,
 )
+from airflow_aurora_wake.core.hold.results import HoldRequest, HoldResult, ReleaseResult
 from airflow_aurora_wake.core.rds import (
     AWS_CALL_TIMEOUT,
     RdsCalls,
@@ -47,159 +47,12 @@ from airflow_aurora_wake.core.rds import (
     stop_cluster,
 )
 
-__all__ = ["HoldRequest", "HoldResult", "ReleaseResult", "hold_cluster", "release_cluster", "sweep_holds"]
+__all__ = ["current_scaling", "hold_cluster", "release_cluster", "sweep_holds"]
 
 #: Looks at the cluster one converge may take before it reports what it could not settle.
 MAX_ROUNDS = 8
 #: v1 capacity requests of a hold: the change waits this long for a quiet point, then rolls back.
 V1_SECONDS_BEFORE_TIMEOUT = 300
-
-
-@dataclass(frozen=True)
-class HoldRequest:
-    """What a holder asks for; validated when built.
-
-    :param holder: who holds (see :func:`~airflow_aurora_wake.core.hold.ledger.check_holder`).
-    :param min_capacity: the floor, in ACUs (v2: a multiple of 0.5 up to 256; v1: a valid capacity).
-    :param hold_for: seconds until the hold expires (at most a day).
-    :param max_capacity: a ceiling to raise ``MaxCapacity`` to, if the cluster's is too low.
-    :param start_if_stopped: start a stopped cluster (and record that the hold did).
-    """
-
-    holder: str
-    min_capacity: float
-    hold_for: float
-    max_capacity: float | None = None
-    start_if_stopped: bool = True
-
-    def __post_init__(self) -> None:
-        check_holder(self.holder)
-        _check_capacity("min_capacity", self.min_capacity, minimum=V2_ACU_STEP)
-        if self.max_capacity is not None:
-            _check_capacity("max_capacity", self.max_capacity, minimum=V2_ACU_STEP)
-            if self.max_capacity < self.min_capacity:
-                raise InvalidParameterError(
-                    "max_capacity", self.max_capacity, f"give at least min_capacity ({self.min_capacity:g})"
-                )
-        if (
-            isinstance(self.hold_for, bool)
-            or not isinstance(self.hold_for, int | float)
-            or not 0 < self.hold_for <= MAX_HOLD_SECONDS
-        ):
-            raise InvalidParameterError(
-                "hold_for",
-                self.hold_for,
-                f"give seconds above 0 and at most {MAX_HOLD_SECONDS:.0f} (a day): a hold expires so "
-                "that a run that dies cannot keep a cluster warm; hold again to extend it",
-            )
-
-
-def _check_capacity(name: str, value: object, *, minimum: float) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not minimum <= value <= V2_MAX_ACU
-        or (value / V2_ACU_STEP) != int(value / V2_ACU_STEP)
-    ):
-        raise InvalidParameterError(
-            name, value, f"give ACUs from {minimum:g} to {V2_MAX_ACU:g} in steps of {V2_ACU_STEP:g}"
-        )
-
-
-@dataclass(frozen=True)
-class HoldResult:
-    """What a hold did (the hold task's XCom).
-
-    :param db_cluster_identifier: the cluster.
-    :param kind: its kind value.
-    :param action: ``hold``, ``start-and-hold`` or ``none`` (provisioned: nothing to hold).
-    :param holder: who holds.
-    :param min_capacity: the floor held.
-    :param since: epoch seconds the hold began.
-    :param until: epoch seconds it expires.
-    :param scaling: the scaling the cluster has after the converge.
-    :param settled: False when the floor could not be applied yet (a cluster still starting).
-    :param holds: the live holds on the cluster, this one included.
-    :param detail: a sentence for the log.
-    """
-
-    db_cluster_identifier: str
-    kind: str
-    action: str
-    holder: str
-    min_capacity: float
-    since: float
-    until: float
-    scaling: ScalingRange | None
-    settled: bool
-    holds: int
-    detail: str
-    rds_calls: dict[str, int] = field(default_factory=dict)
-
-    def as_xcom(self) -> dict[str, Any]:
-        """A JSON-safe dict."""
-        return {
-            "db_cluster_identifier": self.db_cluster_identifier,
-            "kind": self.kind,
-            "action": self.action,
-            "holder": self.holder,
-            "min_capacity": self.min_capacity,
-            "since": self.since,
-            "until": self.until,
-            "scaling": None if self.scaling is None else self.scaling.as_dict(),
-            "settled": self.settled,
-            "holds": self.holds,
-            "detail": self.detail,
-            "rds_calls": dict(self.rds_calls),
-        }
-
-
-@dataclass(frozen=True)
-class ReleaseResult:
-    """What a release did (the release task's XCom): the cost of the window included.
-
-    :param db_cluster_identifier: the cluster.
-    :param holder: whose hold ended.
-    :param released: whether this holder's hold was there to release.
-    :param held_seconds: how long it was held (0 if it was not there).
-    :param min_capacity: the floor it held.
-    :param acu_hours: ``min_capacity`` times the hours held: the floor's cost in ACU-hours.
-    :param scaling: the scaling the cluster has after the converge.
-    :param restored: whether the cluster is back at its original scaling (no live hold left).
-    :param stopped: whether the release stopped the cluster (it started it, and asked to).
-    :param holds: live holds left on the cluster.
-    :param detail: a sentence for the log.
-    """
-
-    db_cluster_identifier: str
-    holder: str
-    released: bool
-    held_seconds: float
-    min_capacity: float
-    acu_hours: float
-    scaling: ScalingRange | None
-    restored: bool
-    stopped: bool
-    holds: int
-    detail: str
-    rds_calls: dict[str, int] = field(default_factory=dict)
-
-    def as_xcom(self) -> dict[str, Any]:
-        """A JSON-safe dict."""
-        return {
-            "db_cluster_identifier": self.db_cluster_identifier,
-            "holder": self.holder,
-            "released": self.released,
-            "held_seconds": round(self.held_seconds, 1),
-            "min_capacity": self.min_capacity,
-            "acu_hours": round(self.acu_hours, 4),
-            "scaling": None if self.scaling is None else self.scaling.as_dict(),
-            "restored": self.restored,
-            "stopped": self.stopped,
-            "holds": self.holds,
-            "detail": self.detail,
-            "rds_calls": dict(self.rds_calls),
-        }
 
 
 @dataclass

@@ -352,6 +352,33 @@ async def until(condition: Any, seconds: float = 10.0) -> None:
     await asyncio.wait_for(poll(), seconds)
 
 
+def plant_hold(emu: Any, identifier: str, request: Any, *, since: float) -> None:
+    """Hold a cluster through the core as a holder whose clock said ``since`` (a past hold).
+
+    A hold taken two hours ago for one hour is one whose run died before its release.
+
+    :param emu: The running emulator.
+    :param identifier: The cluster.
+    :param request: The :class:`~airflow_aurora_wake.core.hold.HoldRequest`.
+    :param since: The holder's clock (epoch seconds).
+    """
+    from aiobotocore.session import get_session
+
+    from airflow_aurora_wake.core.hold import hold_cluster
+
+    async def hold_then() -> None:
+        async with get_session().create_client(
+            "rds",
+            region_name=emu.region,
+            endpoint_url=emu.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ) as rds:
+            await hold_cluster(rds, identifier, request, clock=lambda: since)
+
+    asyncio.run(hold_then())
+
+
 # --------------------------------------------------------------------------- DAG runs
 def load_dag(path: Path) -> Any:
     """Import a DAG file as a fresh module and return its ``dag``.

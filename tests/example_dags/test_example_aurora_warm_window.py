@@ -8,18 +8,23 @@ its own scaling, also when the ETL fails. The sweep DAG removes the holds of run
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
-from airflow_support import SALES_ROWS, run_state, sales_rows, set_aws_connection, task_states_and_xcoms
+from airflow_support import (
+    SALES_ROWS,
+    plant_hold,
+    run_state,
+    sales_rows,
+    set_aws_connection,
+    task_states_and_xcoms,
+)
 from example_support import load_example_dag, set_cluster_database_connection
 
-from airflow_aurora_wake.core.hold import HOLD_TAG_PREFIX, HoldRequest, hold_cluster
+from airflow_aurora_wake.core.hold import HOLD_TAG_PREFIX, HoldRequest
 from airflow_aurora_wake.emulator import ClusterSpec
 from airflow_aurora_wake.operators.aurora_window import window_holder
 
@@ -156,19 +161,7 @@ def test_sweep_dag_structure() -> None:
 
 def plant_expired_hold(emu: Any, identifier: str) -> None:
     """A hold whose run died: taken two hours ago for one hour, never released."""
-
-    async def hold_then() -> None:
-        async with get_session().create_client(
-            "rds",
-            region_name=emu.region,
-            endpoint_url=emu.endpoint_url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        ) as rds:
-            request = HoldRequest("died", min_capacity=2, hold_for=3600)
-            await hold_cluster(rds, identifier, request, clock=lambda: time.time() - 7200)
-
-    asyncio.run(hold_then())
+    plant_hold(emu, identifier, HoldRequest("died", min_capacity=2, hold_for=3600), since=time.time() - 7200)
 
 
 @pytest.mark.timeout(180)

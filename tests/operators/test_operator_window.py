@@ -7,7 +7,6 @@ The window run whole as Airflow setup and teardown tasks is tests/task_groups' s
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from datetime import datetime, timedelta
@@ -16,8 +15,7 @@ from typing import Any
 import adapter_bad_input
 import pytest
 from adapter_bad_input import ARN, assert_rejected, build
-from aiobotocore.session import get_session
-from airflow_support import CLUSTER, EmulatedCluster, set_aws_connection
+from airflow_support import CLUSTER, EmulatedCluster, plant_hold, set_aws_connection
 
 from airflow_aurora_wake.compat import DAG
 from airflow_aurora_wake.core.errors import (
@@ -26,7 +24,7 @@ from airflow_aurora_wake.core.errors import (
     ClusterStateError,
     InvalidParameterError,
 )
-from airflow_aurora_wake.core.hold import HOLD_TAG_PREFIX, HoldRequest, hold_cluster
+from airflow_aurora_wake.core.hold import HOLD_TAG_PREFIX, HoldRequest
 from airflow_aurora_wake.emulator import AuroraEmulator, ClusterSpec
 from airflow_aurora_wake.operators.aurora_window import (
     AuroraServerlessHoldOperator,
@@ -119,22 +117,6 @@ def writes(cluster: EmulatedCluster) -> dict[str, int]:
     calls = dict(cluster.counters()["rds_calls"])
     calls.pop("DescribeDBClusters", None)
     return calls
-
-
-def plant_hold(emu: AuroraEmulator, identifier: str, request: HoldRequest, *, since: float) -> None:
-    """Hold a cluster through the core, as a holder whose clock said ``since`` (a past hold)."""
-
-    async def hold_then() -> None:
-        async with get_session().create_client(
-            "rds",
-            region_name=emu.region,
-            endpoint_url=emu.endpoint_url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        ) as rds:
-            await hold_cluster(rds, identifier, request, clock=lambda: since)
-
-    asyncio.run(hold_then())
 
 
 # --------------------------------------------------------------------------- the holder

@@ -33,6 +33,7 @@ WHEEL_REQUIRED = [
     f"{PACKAGE}/sensors/aurora_serverless.py",
     f"{PACKAGE}/triggers/aurora_serverless.py",
     f"{PACKAGE}/demo/dags/example_aurora_serverless_wake.py",
+    f"{PACKAGE}/demo/dags/example_aurora_warm_window.py",
 ]
 ENTRY_POINTS = {
     ("console_scripts", "airflow-aurora-wake"): f"{PACKAGE}.cli:main",

@@ -5,7 +5,9 @@ MySQL/MariaDB server is reachable and the MySQL provider installed), prepares a 
 Airflow home on SQLite in a temporary folder, runs the example DAG
 ``example_aurora_serverless_wake`` against each cluster with ``dag.test()`` in a child process,
 and prints a timeline: paused, wake requested, resume, the sensor's check in the worker, its
-deferral, the trigger's event and where the wait went, ETL done, with the seconds between. See
+deferral, the trigger's event and where the wait went, ETL done, with the seconds between. With
+``--dag example_aurora_warm_window`` it runs the warm window instead, waits for the clusters to
+pause again after their idle time and checks that no hold is left. See
 :mod:`airflow_aurora_wake.demo.cli`.
 
 Importing this package is light: Airflow is imported only by the child process

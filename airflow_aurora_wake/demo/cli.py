@@ -16,16 +16,21 @@ What it does, in order:
    ``AIRFLOW_CONN_*`` and the Variables as ``AIRFLOW_VAR_*`` environment variables of the
    child processes only (:mod:`~airflow_aurora_wake.demo.children`), runs ``airflow db
    migrate``, then the runner (:mod:`~airflow_aurora_wake.demo.runner`), which runs the example
-   DAG with ``dag.test()`` once per cluster;
+   DAG chosen with ``--dag`` (``example_aurora_serverless_wake`` by default, or
+   ``example_aurora_warm_window``) with ``dag.test()`` once per cluster;
 4. while it waits, prints a line per change (:mod:`~airflow_aurora_wake.demo.watch`) and a
    ticking status line on stderr (:mod:`~airflow_aurora_wake.demo.progress`);
+   after a warm window, waits (within ``--timeout``) for each cluster to pause again after its
+   idle time (``--idle-seconds``, 10 s by default there) and reads the hold tags left on it
+   (:mod:`~airflow_aurora_wake.demo.window`);
 5. prints a timeline per cluster on stdout, and where the logs are
    (:mod:`~airflow_aurora_wake.demo.report`); removes the rows it wrote; stops the emulator and
    every child process group, and removes the temporary folder unless ``--keep`` (a failed run
    keeps it, for its logs).
 
-Exit status: 0 every DAG run succeeded, 1 a run failed or timed out, 2 something it needs is
-missing (with what to do), 130 interrupted.
+Exit status: 0 every DAG run succeeded (and, for a warm window, every cluster paused again with
+no hold left), 1 a run failed or timed out, or a window left a hold or a cluster awake, 2
+something it needs is missing (with what to do), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from airflow_aurora_wake.demo.engines import (
     remove_rows,
     select_engines,
 )
-from airflow_aurora_wake.demo.example_dag import DAG_ID
+from airflow_aurora_wake.demo.example_dag import DEFAULT_DAG, DEMO_DAGS, WINDOW, DemoDag, demo_dag
 from airflow_aurora_wake.demo.progress import Progress
 from airflow_aurora_wake.demo.report import print_report
 from airflow_aurora_wake.demo.sandbox import (
@@ -61,6 +66,7 @@ from airflow_aurora_wake.demo.sandbox import (
     new_emulator,
 )
 from airflow_aurora_wake.demo.watch import Watch
+from airflow_aurora_wake.demo.window import WindowEnd, finish_windows
 
 DEFAULT_RESUME_SECONDS = 15.0
 DEFAULT_TIMEOUT = 300.0
@@ -73,7 +79,10 @@ _DESCRIPTION = (
     "when a server is reachable and its provider installed), run the example DAG "
     "example_aurora_serverless_wake against it in a throwaway Airflow home (SQLite, "
     "temporary folder), and print the timeline: paused, wake requested, resume, the "
-    "sensor's check in the worker and its deferral, the trigger's event, ETL done. Needs a "
+    "sensor's check in the worker and its deferral, the trigger's event, ETL done. With "
+    "--dag example_aurora_warm_window: the warm window instead (resume by the hold's scaling "
+    "change, the floor held during the ETL and restored after it, what the window cost, the "
+    "cluster pausing again after its idle time, no hold left). Needs a "
     "real PostgreSQL or MySQL/MariaDB server for the emulated clusters to sit in front of. "
     "Leaves nothing running, and nothing behind but the temporary folder with --keep."
 )
@@ -81,19 +90,28 @@ _DESCRIPTION = (
 
 @dataclass(frozen=True)
 class Seconds:
-    """An argparse ``type``: a number of seconds from ``minimum`` to ``maximum``."""
+    """An argparse ``type``: a number of seconds from ``minimum`` to ``maximum``.
+
+    :param minimum: The least accepted.
+    :param maximum: The most accepted.
+    :param whole: Only whole seconds (the value is then an ``int``).
+    """
 
     minimum: float
     maximum: float
+    whole: bool = False
 
     def __call__(self, text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-        if not self.minimum <= value <= self.maximum:
-            raise argparse.ArgumentTypeError(f"{text!r}: give {self.minimum:g} to {self.maximum:g} seconds")
-        return value
+        if not self.minimum <= value <= self.maximum or (self.whole and not value.is_integer()):
+            whole = "whole " if self.whole else ""
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: give {self.minimum:g} to {self.maximum:g} {whole}seconds"
+            )
+        return int(value) if self.whole else value
 
 
 def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -121,6 +139,15 @@ def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
         f"or {MYSQL.flag} (default: {POSTGRES.password_env} for PostgreSQL, {MYSQL.password_env} for "
         "MySQL); never put it in the DSN",
     )
+    parser.add_argument(
+        "--dag",
+        type=demo_dag,
+        default=DEFAULT_DAG,
+        metavar="DAG_ID",
+        help="the example DAG to run: "
+        + "; ".join(f"{dag.dag_id} ({dag.summary})" for dag in DEMO_DAGS.values())
+        + f" (default: {DEFAULT_DAG.dag_id})",
+    )
     parser.add_argument("--no-postgres", action="store_true", help="leave PostgreSQL out")
     parser.add_argument("--no-mysql", action="store_true", help="leave MySQL out")
     parser.add_argument(
@@ -130,10 +157,19 @@ def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"seconds the emulated cluster takes to resume (default: {DEFAULT_RESUME_SECONDS:g}, as on AWS)",
     )
     parser.add_argument(
+        "--idle-seconds",
+        type=Seconds(1, 86400, whole=True),
+        metavar="SECONDS",
+        help="the emulated clusters' SecondsUntilAutoPause: how long they stay idle before they pause "
+        f"again (default: {WINDOW.idle_seconds} with {WINDOW.dag_id}, whose demo waits for that "
+        f"pause; {DEFAULT_DAG.idle_seconds}, as on AWS, with {DEFAULT_DAG.dag_id})",
+    )
+    parser.add_argument(
         "--timeout",
         type=Seconds(10, 3600),
         default=DEFAULT_TIMEOUT,
-        help=f"give up on the DAG runs after this many seconds (default: {DEFAULT_TIMEOUT:g})",
+        help="give up on the DAG runs (and, for a warm window, the wait for the clusters to pause "
+        f"again) after this many seconds (default: {DEFAULT_TIMEOUT:g})",
     )
     parser.add_argument(
         "--keep",
@@ -154,6 +190,11 @@ def run_demo(args: argparse.Namespace) -> int:
     :param args: The parsed command line (see :func:`add_demo_parser`).
     """
     progress = Progress(sys.stderr)
+    try:
+        idle_seconds = check_idle_seconds(args)
+    except DemoSetupError as exc:
+        print(f"airflow-aurora-wake demo: {exc}", file=sys.stderr)
+        return EXIT_SETUP
     progress.say("checking what the demo needs (emulator, Airflow, a database server)")
     try:
         selection = select_engines(args, progress)
@@ -164,7 +205,7 @@ def run_demo(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="airflow-aurora-wake-demo-"))
     keep = bool(args.keep)
     try:
-        code = _run(args, selection, Folder(workdir), progress)
+        code = _run(args, selection, Folder(workdir, args.dag), progress, idle_seconds)
         keep = keep or code == EXIT_FAILED
         return code
     except KeyboardInterrupt:
@@ -179,19 +220,41 @@ def run_demo(args: argparse.Namespace) -> int:
             print(f"Removed the demo's folder {workdir} (--keep keeps it).")
 
 
-def _run(args: argparse.Namespace, selection: Selection, folder: Folder, progress: Progress) -> int:
+def check_idle_seconds(args: argparse.Namespace) -> int:
+    """The clusters' idle time before they pause again: ``--idle-seconds``, else the DAG's default.
+
+    :param args: The parsed command line.
+    :raises DemoSetupError: For a warm window, an idle time the demo cannot wait for within
+        ``--timeout`` (it waits for the clusters to pause again).
+    """
+    dag: DemoDag = args.dag
+    idle = int(args.idle_seconds) if args.idle_seconds is not None else dag.idle_seconds
+    if dag.window and idle >= args.timeout:
+        raise DemoSetupError(
+            f"--idle-seconds {idle}: the {dag.dag_id} demo waits for the clusters to pause again after "
+            f"their idle time, within --timeout {args.timeout:g} s; give --idle-seconds well below the "
+            f"timeout (default: {dag.idle_seconds}) or a longer --timeout"
+        )
+    return idle
+
+
+def _run(
+    args: argparse.Namespace, selection: Selection, folder: Folder, progress: Progress, idle_seconds: int
+) -> int:
+    dag: DemoDag = args.dag
     engines = selection.engines
     folder.prepare()
     for engine in engines:
         progress.say(f"{engine.label}: {engine.shown()} behind emulated cluster {engine.cluster}")
     restore_logging = log_emulator_to(folder.emulator_log)
     children: list[Child] = []
-    emu = new_emulator(engines, args.resume_seconds)
+    emu = new_emulator(engines, args.resume_seconds, idle_seconds)
+    idle = f", pauses again after {idle_seconds} s idle" if dag.window else ""
     try:
         emu.start()
         progress.say(
             f"emulator up at {emu.endpoint_url}; "
-            + ", ".join(f"{e.cluster} paused (resumes in {args.resume_seconds:g} s)" for e in engines)
+            + ", ".join(f"{e.cluster} paused (resumes in {args.resume_seconds:g} s{idle})" for e in engines)
         )
         env = child_environment(folder, emu.aws_env(), airflow_connections(emu, engines))
 
@@ -213,18 +276,19 @@ def _run(args: argparse.Namespace, selection: Selection, folder: Folder, progres
 
         folder.write_spec(engines)
         progress.say(
-            f"running DAG {DAG_ID} (dag.test) for "
+            f"running DAG {dag.dag_id} (dag.test) for "
             + ", ".join(engine.cluster for engine in engines)
-            + ": wake >> ready >> create_table >> load_rows >> read_back"
+            + f": {dag.chain()}"
         )
         runner = Child(
             [sys.executable, "-m", "airflow_aurora_wake.demo.runner", str(folder.spec)], env, folder.dags_log
         )
         children.append(runner)
-        watch = Watch(emu=emu, engines=engines, db_path=folder.db_path, progress=progress)
+        watch = Watch(emu=emu, engines=engines, db_path=folder.db_path, progress=progress, dag=dag)
+        deadline = time.monotonic() + args.timeout
         try:
             code = runner.wait(
-                deadline=time.monotonic() + args.timeout,
+                deadline=deadline,
                 progress=progress,
                 status=watch.status,
                 on_poll=watch.poll,
@@ -235,6 +299,13 @@ def _run(args: argparse.Namespace, selection: Selection, folder: Folder, progres
             )
             return EXIT_FAILED
         records = folder.read_results()
+        windows: dict[str, WindowEnd] | None = None
+        if dag.window:
+            succeeded = code == 0 and len(records) == len(engines)
+            succeeded = succeeded and all(record["state"] == "success" for record in records)
+            windows = finish_windows(
+                emu, engines, records, wait=succeeded, deadline=deadline, progress=progress, watch=watch
+            )
         ok = print_report(
             emu,
             engines,
@@ -243,6 +314,8 @@ def _run(args: argparse.Namespace, selection: Selection, folder: Folder, progres
             folder=folder,
             runner_ok=code == 0,
             keep=bool(args.keep),
+            dag=dag,
+            windows=windows,
         )
         remove_rows(engines, records)
         return EXIT_OK if ok else EXIT_FAILED

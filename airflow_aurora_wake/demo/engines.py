@@ -21,7 +21,7 @@ from airflow_aurora_wake.core.dsn import parse_dsn
 from airflow_aurora_wake.core.engines import DEFAULT_PORTS, PASSWORD_ENV, EngineFamily
 from airflow_aurora_wake.core.errors import AuroraWakeError, redact_dsn, safe_error_text
 from airflow_aurora_wake.core.probes import DatabaseTarget
-from airflow_aurora_wake.demo.example_dag import DAG_FILE, TABLE
+from airflow_aurora_wake.demo.example_dag import TABLE, DemoDag
 from airflow_aurora_wake.demo.progress import Progress
 from airflow_aurora_wake.demo.servers import check_server, remove_demo_rows, table_exists
 
@@ -257,7 +257,7 @@ def skip_note(kind: DemoEngine, server: DatabaseTarget, *, installed: bool, prob
 def select_engines(args: argparse.Namespace, progress: Progress) -> Selection:
     """Decide which engines the demo runs, checking every dependency and server first.
 
-    :param args: The parsed command line.
+    :param args: The parsed command line (``args.dag``: the example DAG to run).
     :param progress: Where to say what is skipped.
     :raises DemoSetupError: With what is missing and how to give it.
     """
@@ -267,8 +267,11 @@ def select_engines(args: argparse.Namespace, progress: Progress) -> Selection:
         )
     if not _distribution_installed("apache-airflow"):
         raise DemoSetupError('The demo runs Airflow: pip install "airflow-aurora-wake[demo]"')
-    if not DAG_FILE.is_file():
-        raise DemoSetupError(f"The example DAG is missing from the installed package ({DAG_FILE}).")
+    dag: DemoDag = args.dag
+    if not dag.file.is_file():
+        raise DemoSetupError(
+            f"The example DAG {dag.dag_id} is missing from the installed package ({dag.file})."
+        )
     candidates = [
         (kind, given)
         for kind, given, left_out in (

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_aurora_wake.demo.engines import EngineSetup
-from airflow_aurora_wake.demo.example_dag import DAG_FILE
+from airflow_aurora_wake.demo.example_dag import DEFAULT_DAG, DemoDag
 
 if TYPE_CHECKING:
     from airflow_aurora_wake.emulator import AuroraEmulator
@@ -26,16 +26,18 @@ class Folder:
     """The demo's temporary folder: the Airflow home, the DAGs folder, the logs, the runner's files.
 
     :param root: The folder.
+    :param dag: The example DAG the demo runs.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, dag: DemoDag = DEFAULT_DAG) -> None:
         self.root = root
+        self.dag = dag
         #: The throwaway ``AIRFLOW_HOME``, and Airflow's SQLite metadata database in it.
         self.home = root / "airflow-home"
         self.db_path = self.home / "airflow.db"
         #: The DAGs folder, holding a copy of the example DAG.
         self.dags = root / "dags"
-        self.dag_file = self.dags / DAG_FILE.name
+        self.dag_file = self.dags / dag.file.name
         #: The logs: the emulator's (and its web server's), ``airflow db migrate``'s, the runner's.
         self.emulator_log = root / "emulator.log"
         self.migrate_log = root / "airflow-db-migrate.log"
@@ -48,7 +50,7 @@ class Folder:
         """Create the Airflow home and the DAGs folder, and copy the example DAG in."""
         self.home.mkdir()
         self.dags.mkdir()
-        shutil.copyfile(DAG_FILE, self.dag_file)
+        shutil.copyfile(self.dag.file, self.dag_file)
 
     def write_spec(self, engines: Sequence[EngineSetup]) -> None:
         """Tell the runner to run the example DAG once per engine, against its cluster.
@@ -95,11 +97,14 @@ def log_emulator_to(log_path: Path) -> Callable[[], None]:
     return restore
 
 
-def new_emulator(engines: Sequence[EngineSetup], resume_seconds: float) -> AuroraEmulator:
+def new_emulator(
+    engines: Sequence[EngineSetup], resume_seconds: float, idle_seconds: int = DEFAULT_DAG.idle_seconds
+) -> AuroraEmulator:
     """An emulator (not started) with a paused Serverless v2 cluster in front of each server.
 
     :param engines: The engines.
     :param resume_seconds: How long a resume takes.
+    :param idle_seconds: The clusters' ``SecondsUntilAutoPause``: idle time before they pause again.
     """
     from airflow_aurora_wake.emulator import AuroraEmulator, ClusterSpec, Timings
 
@@ -114,6 +119,7 @@ def new_emulator(engines: Sequence[EngineSetup], resume_seconds: float) -> Auror
                 engine=engine.kind.aurora_engine,
                 upstream=upstream,
                 state="paused",
+                seconds_until_auto_pause=idle_seconds,
             )
         )
     return AuroraEmulator(clusters, timings=Timings(resume_seconds=resume_seconds))

@@ -33,11 +33,29 @@ class Step:
     source: str
 
 
-def _event(events: Sequence[Any], name: str, after: float | None = None) -> Any | None:
+def first_event(events: Sequence[Any], name: str, after: float | None = None) -> Any | None:
+    """The first emulator event named ``name``, at or after ``after`` (``None``: none).
+
+    :param events: The cluster's emulator timeline (objects with ``at``, ``event``, ``detail``).
+    :param name: The event's name.
+    :param after: Epoch seconds; ``None``: from the start.
+    """
     for event in events:
         if event.event == name and (after is None or event.at >= after):
             return event
     return None
+
+
+def resume_text(cause: str, verb: str) -> str:
+    """``resume started (by a connection)``: a resume and what asked for it.
+
+    :param cause: The emulator's ``cause`` of the ``resume-requested`` event.
+    :param verb: ``started`` (the timeline) or ``requested`` (the live lines).
+    """
+    if cause == "modify-db-cluster":
+        # What a warm window's hold does: the RDS API alone, no credentials, no network path.
+        return f"resume {verb} by the scaling change (ModifyDBCluster), not by a connection"
+    return f"resume {verb} (by a {cause})"
 
 
 @dataclass(frozen=True)
@@ -117,7 +135,7 @@ def _plural(count: Any, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def sensor_steps(task: dict[str, Any], report: dict[str, Any]) -> list[Step]:
+def sensor_steps(task: dict[str, Any], report: dict[str, Any], source: str = "task ready") -> list[Step]:
     """The sensor's lines: its start, its deferral, the trigger's event, its finish.
 
     The report's own ``seconds_waited`` is not the sensor's wait when it deferred: the trigger
@@ -126,11 +144,12 @@ def sensor_steps(task: dict[str, Any], report: dict[str, Any]) -> list[Step]:
 
     :param task: The runner's record of the sensor's task instance.
     :param report: The sensor's ready report (its XCom), empty when it did not succeed.
+    :param source: Where its lines come from: ``task <its task id>``.
     """
     wait = sensor_wait(task, report)
     if wait is None:
         return []
-    steps = [Step(wait.started, "sensor started: checks once in the worker", "task ready")]
+    steps = [Step(wait.started, "sensor started: checks once in the worker", source)]
     if wait.deferred_at is not None:
         trigger = (task.get("trigger") or {}).get("classpath", "its trigger").rsplit(".", 1)[-1]
         steps.append(
@@ -138,7 +157,7 @@ def sensor_steps(task: dict[str, Any], report: dict[str, Any]) -> list[Step]:
                 wait.deferred_at,
                 f"sensor deferred after {wait.worker_seconds:.1f} s checking in the worker: "
                 f"worker slot released, {trigger} waits in the triggerer",
-                "task ready",
+                source,
             )
         )
     if wait.ready_at is None:
@@ -162,14 +181,14 @@ def sensor_steps(task: dict[str, Any], report: dict[str, Any]) -> list[Step]:
                 if wait.resumed_at is not None
                 else "resumed in the worker"
             )
-            steps.append(Step(wait.finished_at, f"sensor done: {resumed}", "task ready"))
+            steps.append(Step(wait.finished_at, f"sensor done: {resumed}", source))
     elif wait.deferred is False:
         steps.append(
             Step(
                 wait.ready_at,
                 "sensor ready at the first check in the worker, no deferral: SELECT 1 succeeded "
                 f"{wait.worker_seconds:.1f} s after the sensor started",
-                "task ready",
+                source,
             )
         )
     else:
@@ -178,14 +197,66 @@ def sensor_steps(task: dict[str, Any], report: dict[str, Any]) -> list[Step]:
                 wait.ready_at,
                 f"sensor ready: SELECT 1 succeeded {wait.ready_at - wait.started:.1f} s after the sensor "
                 "started (Airflow's records do not say whether it deferred)",
-                "task ready",
+                source,
             )
         )
     return steps
 
 
+def paused_step(events: Sequence[Any]) -> tuple[Step | None, Any | None]:
+    """The cluster's first pause (its initial state), as a line and as the event.
+
+    :param events: The cluster's emulator timeline (objects with ``at``, ``event``, ``detail``).
+    """
+    paused = first_event(events, "paused")
+    if paused is None:
+        return None, None
+    return Step(paused.at, 'paused (RDS says "available": status is not readiness)', "emulator"), paused
+
+
+def resume_steps(events: Sequence[Any], paused: Any | None) -> list[Step]:
+    """The resume after the first pause and what asked for it, then the cluster's readiness.
+
+    :param events: The cluster's emulator timeline.
+    :param paused: The first pause event (``None``: look from the start).
+    """
+    steps: list[Step] = []
+    resume = first_event(events, "resume-requested", after=paused.at if paused else None)
+    if resume is not None:
+        cause = (resume.detail or {}).get("cause", "?")
+        steps.append(Step(resume.at, resume_text(cause, "started"), "emulator"))
+    ready_event = first_event(events, "ready", after=resume.at if resume else None)
+    if ready_event is not None:
+        took = f" (resume took {ready_event.at - resume.at:.1f} s)" if resume else ""
+        steps.append(Step(ready_event.at, f"cluster ready: accepts connections{took}", "emulator"))
+    return steps
+
+
+def etl_steps(
+    tasks: dict[str, Any], xcoms: dict[str, Any], *, prefix: str = "", floor: str = ""
+) -> list[Step]:
+    """``ETL done`` when its last task succeeded, else a line per task that did not succeed.
+
+    :param tasks: The runner's task instance records, by task id.
+    :param xcoms: The tasks' return values, by task id.
+    :param prefix: The ETL tasks' task group prefix (``warm.``).
+    :param floor: What the cluster's floor did during the ETL, appended to ``ETL done``.
+    """
+    last = prefix + ETL_TASKS[-1]
+    last_etl = tasks.get(last, {})
+    if last_etl.get("state") == "success" and last_etl.get("end") is not None:
+        rows = xcoms.get(last) or []
+        what = f"ETL done: table created, {len(rows)} rows loaded and read back{floor}"
+        return [Step(last_etl["end"], what, "SQL tasks")]
+    return [
+        Step(task["end"], f"task {task_id} {task['state']}", "Airflow")
+        for task_id, task in tasks.items()
+        if task.get("state") not in ("success", None) and task.get("end") is not None
+    ]
+
+
 def build_steps(events: Sequence[Any], record: dict[str, Any]) -> list[Step]:
-    """Put the emulator's events and the DAG run's records on one time line.
+    """Put the emulator's events and the DAG run's records on one time line (the wake DAG).
 
     :param events: The cluster's emulator timeline (objects with ``at``, ``event``, ``detail``).
     :param record: The runner's record of the DAG run (``tasks``, ``xcoms``).
@@ -193,38 +264,18 @@ def build_steps(events: Sequence[Any], record: dict[str, Any]) -> list[Step]:
     tasks: dict[str, Any] = record.get("tasks", {})
     xcoms: dict[str, Any] = record.get("xcoms", {})
     steps: list[Step] = []
-    paused = _event(events, "paused")
-    if paused is not None:
-        steps.append(Step(paused.at, 'paused (RDS says "available": status is not readiness)', "emulator"))
+    paused_line, paused = paused_step(events)
+    if paused_line is not None:
+        steps.append(paused_line)
     wake_task = tasks.get("wake", {})
     if wake_task.get("start") is not None:
         steps.append(Step(wake_task["start"], "DAG run started (task wake)", "Airflow"))
     wake = xcoms.get("wake") or {}
     if wake.get("requested_at") is not None:
         steps.append(Step(wake["requested_at"], f"wake requested: {wake.get('action')}", "task wake"))
-    resume = _event(events, "resume-requested", after=paused.at if paused else None)
-    if resume is not None:
-        cause = (resume.detail or {}).get("cause", "?")
-        steps.append(Step(resume.at, f"resume started (by a {cause})", "emulator"))
-    ready_event = _event(events, "ready", after=resume.at if resume else None)
-    if ready_event is not None:
-        took = f" (resume took {ready_event.at - resume.at:.1f} s)" if resume else ""
-        steps.append(Step(ready_event.at, f"cluster ready: accepts connections{took}", "emulator"))
+    steps.extend(resume_steps(events, paused))
     steps.extend(sensor_steps(tasks.get("ready", {}), xcoms.get("ready") or {}))
-    last_etl = tasks.get(ETL_TASKS[-1], {})
-    if last_etl.get("state") == "success" and last_etl.get("end") is not None:
-        rows = xcoms.get(ETL_TASKS[-1]) or []
-        steps.append(
-            Step(
-                last_etl["end"],
-                f"ETL done: table created, {len(rows)} rows loaded and read back",
-                "SQL tasks",
-            )
-        )
-    else:
-        for task_id, task in tasks.items():
-            if task.get("state") not in ("success", None) and task.get("end") is not None:
-                steps.append(Step(task["end"], f"task {task_id} {task['state']}", "Airflow"))
+    steps.extend(etl_steps(tasks, xcoms))
     # Stable sort: steps at the same instant keep the story's order.
     return sorted(steps, key=lambda step: step.at)
 

@@ -8,6 +8,7 @@ is gone unless ``--keep``. ``TMPDIR`` points the demo's temporary folder into th
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import socket
@@ -23,6 +24,7 @@ import pytest
 
 pytestmark = [pytest.mark.airflow, pytest.mark.emulator, pytest.mark.db]
 
+AIRFLOW_3 = importlib.metadata.version("apache-airflow").startswith("3.")
 DEMO = [sys.executable, "-m", "airflow_aurora_wake.cli", "demo"]
 FOLDER = re.compile(r"(?:Removed the demo's folder|The demo's folder \(Airflow home, logs\) is kept:) (\S+)")
 
@@ -221,3 +223,76 @@ def test_wrong_password_is_refused_before_anything_starts(tmp_path: Path, passwo
     assert password_login.user in result.stderr
     assert "not-the-password-42" not in result.stdout + result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def timeline_seconds(steps: str, what: str) -> float:
+    """The ``t`` column (seconds since the first step) of the timeline line that says ``what``."""
+    line = next(line for line in steps.splitlines() if what in line)
+    return float(line.split()[0].rstrip("s"))
+
+
+def test_the_warm_window_demo_shows_the_window_and_leaves_no_hold(
+    tmp_path: Path, postgres_server: Any
+) -> None:
+    idle = 3
+    result = run_demo(
+        tmp_path,
+        "--dag", "example_aurora_warm_window", "--resume-seconds", "2", "--idle-seconds", str(idle),
+        "--no-mysql",
+    )  # fmt: skip
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    timeline = re.search(
+        r"Timeline of demo-pg \(Aurora Serverless v2, PostgreSQL\), DAG run (\S+): success\n(.*?)\n\n",
+        result.stdout,
+        re.S,
+    )
+    assert timeline, result.stdout
+    run_id, steps = timeline.groups()
+    # Airflow 2.11's dag.test() records no task start: the run's start is told on Airflow 3 only.
+    started = ["DAG run started (task warm.hold, a setup task)"] if AIRFLOW_3 else []
+    # The window's story, in order: resumed by the hold's scaling change (no connection), the
+    # floor held through the ETL, restored by the release, the cluster paused again after its
+    # idle time, and no hold tag on the cluster at the end.
+    order = [
+        "paused (RDS says",
+        *started,
+        "floor raised by the hold: MinCapacity 0 -> 4 ACUs, MaxCapacity 4 -> 8 ACUs (ModifyDBCluster)",
+        "resume started by the scaling change (ModifyDBCluster), not by a connection",
+        "cluster ready: accepts connections (resume took 2.0 s)",
+        "floor held for the ETL: MinCapacity 4 ACUs, MaxCapacity 8 ACUs",
+        "ETL done: table created, 3 rows loaded and read back, the floor held throughout "
+        "(MinCapacity 4 ACUs, no pause)",
+        f"floor restored by the release: MinCapacity 4 -> 0 ACUs, MaxCapacity 8 -> 4 ACUs, auto-pause after "
+        f"{idle} s idle (ModifyDBCluster)",
+        "window released (teardown): ",
+        f"paused again after {idle} s idle (SecondsUntilAutoPause): the window is over",
+        "no hold left: no aurora-wake:hold: tag on the cluster  [RDS tags]",
+    ]
+    positions = [steps.find(step) for step in order]
+    assert -1 not in positions and positions == sorted(positions), steps
+    assert "by a connection)" not in steps and "hold left behind" not in steps
+    # The pause comes at least the idle time after the floor went back to 0 (each t to 0.1 s).
+    restored = timeline_seconds(steps, "floor restored by the release")
+    assert timeline_seconds(steps, "paused again") - restored >= idle - 0.1
+    # What the window cost, from the release's XCom: the floor times the hours held.
+    cost = re.search(
+        r"window released \(teardown\): (\d+\.\d) s held at a floor of 4 ACUs, cost ([\d.]+)", steps
+    )
+    assert cost, steps
+    held, acu_hours = (float(number) for number in cost.groups())
+    assert held > 0 and acu_hours == pytest.approx(4 * held / 3600, abs=1e-4 + 4 * 0.05 / 3600)
+    assert "[['apples', 3], ['bread', 2], ['coffee', 5]]" in result.stdout
+    assert "no hold is left" in result.stdout
+    # The live lines on stderr name the scaling change as the resume's cause, and the pause again.
+    assert (
+        "demo-pg: resume requested by the scaling change (ModifyDBCluster), not by a connection"
+        in result.stderr
+    )
+    assert f"demo-pg: paused again after {idle} s idle (SecondsUntilAutoPause)" in result.stderr
+    assert "Traceback" not in output
+    assert rows_of_run(postgres_server, run_id) == 0
+    folder = demo_folder(result.stdout)
+    assert not folder.exists()
+    assert processes_referring_to(str(folder)) == []

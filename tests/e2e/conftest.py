@@ -15,10 +15,9 @@ from airflow_aurora_wake.emulator import AuroraEmulator, ClusterSpec, Timings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_DAG = REPO_ROOT / "example_dags" / "example_aurora_serverless_wake.py"
-E2E_DAGS = [
-    Path(__file__).resolve().parent / "dags" / name
-    for name in ("e2e_executor_slot_probe.py", "e2e_connection_sources.py")
-]
+E2E_DAGS_FOLDER = Path(__file__).resolve().parent / "dags"
+#: Its connections are kept in each place users keep them, the metadata database among them.
+CONNECTION_SOURCES_DAG = E2E_DAGS_FOLDER / "e2e_connection_sources.py"
 CLUSTER = "e2e-sales"
 #: The resume lasts until the test ends it (``emu.wake``), once it has seen what it must see
 #: while the cluster resumes; the bound only matters if the test breaks.
@@ -40,14 +39,26 @@ def emulator(postgres_server: Any) -> Iterator[AuroraEmulator]:
 
 
 @pytest.fixture
-def airflow(tmp_path: Path, emulator: AuroraEmulator, postgres_server: Any) -> Iterator[AirflowDeployment]:
+def e2e_dag_files() -> list[Path]:
+    """The DAG files the deployment parses: the example DAG's test's. A test module overrides it.
+
+    Every DAG file costs the dag processor's time, so a test gets only the DAGs it runs.
+    """
+    return [EXAMPLE_DAG, E2E_DAGS_FOLDER / "e2e_executor_slot_probe.py", CONNECTION_SOURCES_DAG]
+
+
+@pytest.fixture
+def airflow(
+    tmp_path: Path, emulator: AuroraEmulator, postgres_server: Any, e2e_dag_files: list[Path]
+) -> Iterator[AirflowDeployment]:
     """A migrated Airflow home with the test's DAGs and their connections; nothing started yet.
 
-    The example DAG's connections are ``AIRFLOW_CONN_*`` variables. The connection-sources DAG's
-    pairs are kept where users keep them (see ``dags/e2e_connection_sources.py``): in the
-    metadata database through ``airflow connections add``, in environment variables, and in
-    Airflow's local-filesystem secrets backend. Its processes are stopped when the test ends,
-    passed or failed.
+    The DAGs' own connections (``aws_default``, ``aurora_pg``) are ``AIRFLOW_CONN_*`` variables.
+    The connection-sources DAG's pairs are kept where users keep them (see
+    ``dags/e2e_connection_sources.py``): in the metadata database through ``airflow connections
+    add`` (only when that DAG is among ``e2e_dag_files``: each command starts Airflow's CLI), in
+    environment variables, and in Airflow's local-filesystem secrets backend. Its processes are
+    stopped when the test ends, passed or failed.
     """
     endpoint = emulator.cluster(CLUSTER)
     aws = {
@@ -78,10 +89,10 @@ def airflow(tmp_path: Path, emulator: AuroraEmulator, postgres_server: Any) -> I
         "AIRFLOW_VAR_AURORA_WAKE_EXAMPLE_CLUSTER": CLUSTER,
     }
     with deployment(tmp_path / "airflow-home", env, parallelism=1) as airflow:
-        shutil.copy(EXAMPLE_DAG, airflow.dags_folder)
-        for dag_file in E2E_DAGS:
+        for dag_file in e2e_dag_files:
             shutil.copy(dag_file, airflow.dags_folder)
         airflow.run_cli("db", "migrate", timeout=300)
-        for conn_id, fields in (("aws_metadata", aws), ("pg_metadata", database)):
-            airflow.run_cli("connections", "add", conn_id, "--conn-json", json.dumps(fields))
+        if CONNECTION_SOURCES_DAG in e2e_dag_files:
+            for conn_id, fields in (("aws_metadata", aws), ("pg_metadata", database)):
+                airflow.run_cli("connections", "add", conn_id, "--conn-json", json.dumps(fields))
         yield airflow

@@ -9,8 +9,8 @@ it forks can be signalled as one process group. Separate processes (rather than
 
 Every process started here carries a marker environment variable; :meth:`leftovers` finds any
 process that still carries it (also one that left its group), so the test can prove that
-nothing is left running. Airflow's own records are read straight from the metadata database,
-read-only.
+nothing is left running. Airflow's own records (metadata database, read-only, and task logs)
+are read by :class:`~e2e_records.AirflowRecords`, which the deployment inherits.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
+from e2e_records import AirflowRecords
 
 T = TypeVar("T")
 
@@ -73,8 +73,8 @@ class StartedProcess:
 
 
 @dataclass
-class AirflowDeployment:
-    """A throwaway Airflow 3 installation run as separate processes.
+class AirflowDeployment(AirflowRecords):
+    """A throwaway Airflow 3 installation run as separate processes, and its records.
 
     :param home: The ``AIRFLOW_HOME`` (created if missing); DAG files go to ``home / "dags"``.
     :param extra_env: Connections, variables and AWS settings for every Airflow process.
@@ -103,16 +103,6 @@ class AirflowDeployment:
     def logs_folder(self) -> Path:
         """Where each process's stdout/stderr is written (task logs are under ``home/logs``)."""
         return self.home / "process-logs"
-
-    @property
-    def database_path(self) -> Path:
-        """The SQLite metadata database."""
-        return self.home / "airflow.db"
-
-    @property
-    def fernet_key(self) -> str:
-        """The Fernet key Airflow encrypts connections and trigger kwargs with."""
-        return "a3Bq9XwJm5cT1kVn8pL0sR2yU4eH6gZ7dF3iO5tW9xM="
 
     def env(self, **overrides: str) -> dict[str, str]:
         """The environment of every Airflow process: this deployment's settings only.
@@ -330,70 +320,6 @@ class AirflowDeployment:
         :param run_id: The run id to give it.
         """
         self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": None})
-
-    # ------------------------------------------------------------ Airflow records
-    def query(self, sql: str, *params: Any) -> list[sqlite3.Row]:
-        """Run a read-only query on the metadata database.
-
-        :param sql: The query.
-        :param params: Its ``?`` parameters.
-        """
-        connection = sqlite3.connect(f"file:{self.database_path}?mode=ro", uri=True, timeout=30)
-        try:
-            connection.row_factory = sqlite3.Row
-            return connection.execute(sql, params).fetchall()
-        finally:
-            connection.close()
-
-    def task_instances(self, dag_id: str, run_id: str) -> dict[str, sqlite3.Row]:
-        """The run's task instances by task id (state, try_number, trigger_id, trigger_timeout...)."""
-        rows = self.query(
-            "SELECT * FROM task_instance WHERE dag_id = ? AND run_id = ? AND map_index = -1", dag_id, run_id
-        )
-        return {row["task_id"]: row for row in rows}
-
-    def dag_run_state(self, dag_id: str, run_id: str) -> str | None:
-        """The run's state, or ``None`` before the run exists."""
-        rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
-        return rows[0]["state"] if rows else None
-
-    def trigger(self, trigger_id: int) -> dict[str, Any] | None:
-        """One ``trigger`` row with its kwargs decrypted as the triggerer sees them."""
-        rows = self.query("SELECT * FROM trigger WHERE id = ?", trigger_id)
-        if not rows:
-            return None
-        row = dict(rows[0])
-        row["kwargs"] = self.decrypt_trigger_kwargs(row["kwargs"])
-        return row
-
-    def decrypt_trigger_kwargs(self, stored: str) -> dict[str, Any]:
-        """Decrypt a trigger's stored kwargs (Fernet over JSON of Airflow's serde form)."""
-        from airflow.sdk.serde import deserialize
-        from cryptography.fernet import Fernet
-
-        text = stored if stored.startswith("{") else Fernet(self.fernet_key.encode()).decrypt(stored).decode()
-        kwargs = deserialize(json.loads(text))
-        assert isinstance(kwargs, dict)
-        return kwargs
-
-    def triggerer_job_ids(self) -> list[int]:
-        """Ids of every triggerer job that ever started, oldest first."""
-        return [
-            row["id"] for row in self.query("SELECT id FROM job WHERE job_type = 'TriggererJob' ORDER BY id")
-        ]
-
-    def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
-        """A task's ``return_value`` XCom (JSON), or ``None``."""
-        rows = self.query(
-            "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = 'return_value'",
-            dag_id,
-            run_id,
-            task_id,
-        )
-        if not rows:
-            return None
-        value = rows[0]["value"]
-        return json.loads(value) if isinstance(value, str | bytes) else value
 
     # ------------------------------------------------------------------ waiting
     def wait_for(

@@ -1,0 +1,1 @@
+../../../example_dags/example_aurora_warm_window.py

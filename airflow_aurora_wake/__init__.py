@@ -71,4 +71,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_aurora_wake.hooks.aurora_serverless"],
             }
         ],
+        # Airflow 2.11's webserver rebuilds a serialized task's links only from classes registered
+        # here (Airflow 3 shows the URL the task runner stored when the task ended).
+        "extra-links": ["airflow_aurora_wake.links.aurora.AuroraClusterLink"],
     }

@@ -6,6 +6,12 @@ anywhere else. The heavy lifting is done by ``apache-airflow-providers-common-co
 and to the old locations on 2.11); this module only adds the ``AIRFLOW_V_3_0_PLUS`` flag
 (copied, as the official providers do, rather than imported from another provider) and the
 asynchronous connection look-up used by triggers.
+
+``Stats`` is ``airflow.stats.Stats`` on 2.11 and the Task SDK's
+(``airflow.sdk.observability.stats``) on 3.x, not the core's ``airflow.observability.stats``:
+Airflow 3 keeps two separate ``Stats`` singletons, and the Task SDK's is the one the task runner
+initialises from ``[metrics]``, and which the triggerer initialises too when it imports
+``airflow.sdk.serde`` to read trigger kwargs.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from airflow.providers.common.compat.sdk import (
     Connection,
     Context,
     PokeReturnValue,
+    Stats,
     TaskDeferred,
     TaskGroup,
     Variable,
@@ -135,6 +142,7 @@ __all__ = [
     "Connection",
     "Context",
     "PokeReturnValue",
+    "Stats",
     "TaskDeferred",
     "TaskGroup",
     "TriggerEvent",

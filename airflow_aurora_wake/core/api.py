@@ -83,8 +83,10 @@ class WaitParameters(TypedDict, total=False):
     password: str | None
     database: str | None
     iam: bool
+    managed_password: bool
     ssl: SslSetting
     probe: Literal["connection", "data-api"]
+    instances: Literal["writer", "reader", "all"]
     data_api_secret_arn: str | None
     timeout: float
     connect_timeout: float
@@ -98,7 +100,9 @@ class WaitParameters(TypedDict, total=False):
 #: The defaults of :class:`WaitParameters` that are not ``None``.
 _DEFAULTS: dict[str, object] = {
     "iam": False,
+    "managed_password": False,
     "probe": "connection",
+    "instances": "writer",
     "timeout": 600,
     "connect_timeout": 30,
     "describe_interval": 10,
@@ -154,13 +158,19 @@ def build_wait_settings(db_cluster_identifier: object, **parameters: Unpack[Wait
         stopped_grace=given["stopped_grace"],
         data_api_secret_arn=value("data_api_secret_arn"),
         database=database,
+        instances=given["instances"],
     )
     use_iam = validate_bool(value("iam"), "iam")
+    managed = validate_bool(value("managed_password"), "managed_password")
     secret = password if password is not None else (parsed.password if parsed else None)
     if use_iam and secret is not None:
         raise InvalidParameterError("password", "***", "give either a password or iam=True, not both")
+    if managed and (use_iam or secret is not None):
+        raise InvalidParameterError(
+            "managed_password", True, "the managed secret is the password: give no password and no iam=True"
+        )
     user = validate_optional_name(value("user"), "user") or (parsed.user if parsed else None)
-    if request.probe == "connection" and user is None:
+    if request.probe == "connection" and user is None and not managed:
         raise InvalidParameterError(
             "user",
             None,
@@ -176,6 +186,7 @@ def build_wait_settings(db_cluster_identifier: object, **parameters: Unpack[Wait
         database=database,
         iam=use_iam,
         ssl=ssl,
+        managed_password=managed,
     )
     return WaitSettings(
         request=request,
@@ -226,12 +237,27 @@ class SessionWaitResources:
         """Return an aiobotocore ``rds-data`` client context."""
         return self._client("rds-data")
 
-    async def database_target(self, snapshot: ClusterSnapshot) -> DatabaseTarget:
+    async def database_target(
+        self, snapshot: ClusterSnapshot, *, host: str | None = None, port: int | None = None
+    ) -> DatabaseTarget:
         """Build the target: given fields first, then the cluster's writer endpoint and port.
 
         :param snapshot: the cluster as described.
+        :param host: another endpoint of the cluster (reader endpoint, instance endpoint).
+        :param port: that endpoint's port.
         """
-        return build_target(self._settings.login, snapshot, sign_token=self._sign_token)
+        return build_target(
+            self._settings.login,
+            snapshot,
+            sign_token=self._sign_token,
+            read_secret=self._read_secret,
+            host=host,
+            port=port,
+        )
+
+    async def _read_secret(self, secret_arn: str) -> Any:
+        async with self._client("secretsmanager") as client:
+            return await client.get_secret_value(SecretId=secret_arn)
 
     async def _sign_token(self, host: str, port: int, user: str) -> str:
         async with self.rds_client() as client:
@@ -262,14 +288,23 @@ async def wake_and_wait(
     :param password: database password (never logged).
     :param database: database name.
     :param iam: authenticate with IAM database authentication tokens (needs TLS on Aurora).
+    :param managed_password: log in with the cluster's managed master secret
+        (``MasterUserSecret``, read from Secrets Manager; its user when none is given).
     :param ssl: TLS setting passed to the driver.
     :param probe: ``connection`` (asyncpg / aiomysql) or ``data-api``.
     :param data_api_secret_arn: the secret for ``probe="data-api"``.
+    :param instances: what must answer ``SELECT 1``: ``writer`` (the cluster endpoint, the
+        default), ``reader`` (the reader endpoint: on a cluster with no reader that serves, AWS
+        routes it to the writer, and the report's ``note`` says so) or ``all`` (every DB instance
+        from ``DescribeDBInstances``, each through its own endpoint, all serving). That endpoint
+        replaces the host of ``dsn``/``host`` (an instance endpoint its port too); the login,
+        the port and the TLS settings stay.
     :param timeout: seconds for wake and wait together.
     :param connect_timeout: seconds per probe attempt (a resuming instance holds the connect).
     :param describe_interval: at most one DescribeDBClusters per this many seconds while waiting.
     :param stopped_grace: seconds a stopped cluster is waited on before failing.
-    :param wake: send the wake that fits the cluster first (v1 capacity, StartDBCluster).
+    :param wake: send the wake that fits the cluster first (v1 capacity, StartDBCluster, v2
+        ``DescribeDBLogFiles`` on the writer: grant ``rds:DescribeDBLogFiles``).
     :param start_if_stopped: start a stopped cluster (else fail at once).
     :param capacity: v1 capacity to request (default: the cluster's minimum valid capacity).
     :param log: receives each change of state once; never secrets.
@@ -285,7 +320,8 @@ async def wake_and_wait(
     resources = SessionWaitResources(settings, session)
     request = settings.request
     if settings.wake:
-        # No nudge: the probe that follows wakes a v2 cluster itself, without a wasted hold.
+        # No nudge: a v2 cluster is woken by DescribeDBLogFiles on its writer (no database
+        # access, no wasted hold), or else by the probe that follows.
         options = WakeOptions(capacity=settings.capacity, start_if_stopped=settings.start_if_stopped)
         try:
             async with resources.rds_client() as rds:

@@ -23,6 +23,7 @@ from airflow_aurora_wake.core.errors import (
     ReadyTimeoutError,
     TransientError,
 )
+from airflow_aurora_wake.core.validation import INSTANCES
 
 __all__ = ["EXIT_MISCONFIGURED", "EXIT_READY", "EXIT_TIMEOUT", "add_wait_parser", "run_wait"]
 
@@ -65,6 +66,13 @@ def add_wait_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="environment variable holding the password (default: PGPASSWORD or MYSQL_PWD)",
     )
     parser.add_argument("--probe", choices=["connection", "data-api"], default="connection")
+    parser.add_argument(
+        "--instances",
+        choices=INSTANCES,
+        default="writer",
+        help="what must answer: writer (the cluster endpoint, default), reader (the reader endpoint) "
+        "or all (every DB instance, each through its own endpoint; needs rds:DescribeDBInstances)",
+    )
     parser.add_argument("--data-api-secret-arn", default=None, help="secret ARN for --probe data-api")
     parser.add_argument("--database", default=None, help="database for --probe data-api")
     parser.add_argument(
@@ -96,6 +104,7 @@ _PASSED_AS_IS = (
     "iam",
     "ssl",
     "probe",
+    "instances",
     "data_api_secret_arn",
     "timeout",
     "connect_timeout",
@@ -112,6 +121,7 @@ _FLAGS = {
     "password": "--password-env",
     "database": "--database",
     "probe": "--probe",
+    "instances": "--instances",
     "data_api_secret_arn": "--data-api-secret-arn",
     "timeout": "--timeout",
     "connect_timeout": "--connect-timeout",

@@ -98,6 +98,12 @@ class ClusterSnapshot:
     :param http_endpoint_enabled: whether the Data API is enabled.
     :param iam_auth_enabled: whether IAM database authentication is enabled.
     :param tags: the cluster's tags (``TagList``), key to value.
+    :param master_user_secret_arn: ``MasterUserSecret.SecretArn``: the Secrets Manager secret
+        holding the master login of a cluster created with ``ManageMasterUserPassword``.
+    :param writer_instance: the ``DBInstanceIdentifier`` of the ``DBClusterMembers`` entry with
+        ``IsClusterWriter`` (``None``: the cluster has no writer instance, or v1).
+    :param seen_paused: an RDS answer proved an instance of the cluster paused
+        (``DescribeDBLogFiles`` answered ``DBInstanceNotReadyFault``); never set by a describe.
     """
 
     identifier: str
@@ -116,6 +122,9 @@ class ClusterSnapshot:
     http_endpoint_enabled: bool
     iam_auth_enabled: bool
     tags: Mapping[str, str] = field(default_factory=dict)
+    master_user_secret_arn: str | None = None
+    writer_instance: str | None = None
+    seen_paused: bool = False
 
     @property
     def category(self) -> StatusCategory:
@@ -126,8 +135,11 @@ class ClusterSnapshot:
     def may_be_paused(self) -> bool:
         """True for a v1 cluster at capacity 0, or a v2 cluster with ``MinCapacity`` 0.
 
-        RDS cannot tell whether a v2 cluster is paused: its status stays ``available``.
+        RDS cannot tell whether a v2 cluster is paused: its status stays ``available``. An
+        answer that proved an instance paused (:attr:`seen_paused`) says so whatever the kind.
         """
+        if self.seen_paused:
+            return True
         if self.kind is ClusterKind.SERVERLESS_V1:
             return self.capacity == 0
         return self.kind is ClusterKind.SERVERLESS_V2 and self.auto_pause
@@ -295,7 +307,34 @@ def classify_cluster(description: Mapping[str, Any]) -> ClusterSnapshot:
             description, "IAMDatabaseAuthenticationEnabled", identifier, "IAMDatabaseAuthenticationEnabled"
         ),
         tags=_tags(description),
+        master_user_secret_arn=_master_user_secret_arn(description, identifier),
+        writer_instance=_writer_instance(description),
     )
+
+
+def _writer_instance(description: Mapping[str, Any]) -> str | None:
+    """The writer's ``DBInstanceIdentifier`` from ``DBClusterMembers``, or ``None``.
+
+    Entries of another shape are skipped rather than failing the describe: only the
+    ``describe-log-files`` wake needs the writer, and it falls back to the probe without one.
+    """
+    members = description.get("DBClusterMembers")
+    if not isinstance(members, list):
+        return None
+    for member in members:
+        if isinstance(member, Mapping) and member.get("IsClusterWriter") is True:
+            name = member.get("DBInstanceIdentifier")
+            if isinstance(name, str) and name.strip():
+                return name
+    return None
+
+
+def _master_user_secret_arn(description: Mapping[str, Any], identifier: str) -> str | None:
+    """``MasterUserSecret.SecretArn``, present only while RDS manages the master password."""
+    secret = _section(description, "MasterUserSecret", identifier)
+    if secret is None:
+        return None
+    return _string(secret, "SecretArn", identifier, required=False) or None
 
 
 def _tags(description: Mapping[str, Any]) -> dict[str, str]:

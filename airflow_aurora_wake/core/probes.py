@@ -26,8 +26,10 @@ from airflow_aurora_wake.core.errors import (
     DatabaseConfigurationError,
     InvalidParameterError,
     classify_error,
+    is_password_refusal,
 )
 from airflow_aurora_wake.core.rds import RdsCalls
+from airflow_aurora_wake.core.secrets import ManagedLogin
 
 __all__ = [
     "DataApiTarget",
@@ -37,6 +39,7 @@ __all__ = [
     "probe_data_api",
     "probe_database",
     "probe_once",
+    "resolve_data_api_target",
     "tls_required",
 ]
 
@@ -62,6 +65,8 @@ class DatabaseTarget:
         When it requires TLS (:func:`tls_required`), a server that does not offer TLS gets no
         password on either engine.
     :param conn_id: the Airflow connection id, for messages only.
+    :param managed_login: the cluster's managed master secret, when the password (and, with an
+        empty ``user``, the login) is read from it; takes precedence over ``password``.
     """
 
     engine: EngineFamily
@@ -73,17 +78,44 @@ class DatabaseTarget:
     password_provider: Callable[[], Awaitable[str]] | None = field(default=None, repr=False, compare=False)
     ssl: SslSetting = None
     conn_id: str | None = None
+    managed_login: ManagedLogin | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> str:
         """Return ``postgresql://user@host:port/db`` (with the connection id if any), no password."""
-        text = f"{self.engine}://{self.user}@{self.host}:{self.port}/{self.database or ''}"
+        user = self.user
+        if not user and self.managed_login is not None:
+            user = self.managed_login.username or "(the managed secret's user)"
+        text = f"{self.engine}://{user}@{self.host}:{self.port}/{self.database or ''}"
         return f"{self.conn_id!r} ({text})" if self.conn_id else text
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """Every secret this target may log in with, to keep out of messages (never show them)."""
+        managed = self.managed_login.passwords if self.managed_login is not None else ()
+        return (self.password, *managed)
 
     async def resolve_password(self) -> str | None:
         """Return the password for one attempt: a fresh token from the provider, else ``password``."""
         if self.password_provider is not None:
             return await self.password_provider()
         return self.password
+
+    async def resolve_login(self, *, timeout: float) -> tuple[str, str | None]:
+        """Return the user and password for one attempt.
+
+        :param timeout: seconds a read of the managed secret may take.
+        :raises DatabaseConfigurationError: no user configured and none in the managed secret.
+        """
+        if self.managed_login is None:
+            return self.user, await self.resolve_password()
+        login = await self.managed_login.login(timeout=timeout)
+        user = self.user or login.username
+        if not user:
+            raise DatabaseConfigurationError(
+                f"{self.describe()} has no login and the managed master secret "
+                f"{self.managed_login.arn} has no username: set the database user on the connection"
+            )
+        return user, login.password
 
 
 def tls_required(setting: SslSetting) -> bool:
@@ -170,13 +202,15 @@ def _mysql_connection_class() -> type[Any]:
     return CheckedConnection
 
 
-async def _probe_postgresql(target: DatabaseTarget, password: str | None, connect_timeout: float) -> None:
+async def _probe_postgresql(
+    target: DatabaseTarget, user: str, password: str | None, connect_timeout: float
+) -> None:
     import asyncpg
 
     connection = await asyncpg.connect(
         host=target.host,
         port=target.port,
-        user=target.user,
+        user=user,
         password=password,
         database=target.database,
         ssl=target.ssl,
@@ -190,14 +224,16 @@ async def _probe_postgresql(target: DatabaseTarget, password: str | None, connec
         connection.terminate()
 
 
-async def _probe_mysql(target: DatabaseTarget, password: str | None, connect_timeout: float) -> None:
+async def _probe_mysql(
+    target: DatabaseTarget, user: str, password: str | None, connect_timeout: float
+) -> None:
     # Build the Connection ourselves (as aiomysql.connect does) so that a cancellation in the
     # middle of the handshake can still close its socket.
     connection = _mysql_connection_class()(
         label=target.describe(),
         host=target.host,
         port=target.port,
-        user=target.user,
+        user=user,
         password=password or "",
         db=target.database,
         ssl=_mysql_ssl(target.ssl),
@@ -216,18 +252,39 @@ async def _probe_mysql(target: DatabaseTarget, password: str | None, connect_tim
 async def probe_database(target: DatabaseTarget, *, connect_timeout: float) -> None:
     """Open a real connection, run ``SELECT 1`` and close it.
 
-    The whole attempt (DNS, connect, login, query) is bounded by ``connect_timeout``; a
-    resuming instance holds the connect open, so this returns right when the DB is ready.
+    The whole attempt (DNS, connect, login, query, and reading a managed secret) is bounded by
+    ``connect_timeout``; a resuming instance holds the connect open, so this returns right when
+    the DB is ready.
+
+    With a managed master secret, a refused password (28P01, 1045) makes the secret be read
+    again once: managed rotation can hand out the previous password for a moment. Only a
+    changed password is tried (once more); an unchanged one is refused at once as before.
 
     :param target: where to connect.
     :param connect_timeout: seconds for the whole attempt.
     :raises TimeoutError: when the attempt took longer than ``connect_timeout``.
     :raises Exception: the driver's exception otherwise (classify it with ``classify_error``).
     """
-    password = await target.resolve_password()
     attempt = _probe_postgresql if target.engine == "postgresql" else _probe_mysql
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + connect_timeout
+
+    def left() -> float:
+        return max(deadline - loop.time(), 0.001)
+
+    async def connect() -> None:
+        user, password = await target.resolve_login(timeout=left())
+        try:
+            await attempt(target, user, password, left())
+        except Exception as exc:
+            managed = target.managed_login
+            if managed is None or not is_password_refusal(exc) or not await managed.reread(timeout=left()):
+                raise
+            user, password = await target.resolve_login(timeout=left())
+            await attempt(target, user, password, left())
+
     try:
-        await asyncio.wait_for(attempt(target, password, connect_timeout), timeout=connect_timeout)
+        await asyncio.wait_for(connect(), timeout=connect_timeout)
     except asyncio.TimeoutError:  # our bound or the driver's own; an alias of TimeoutError from 3.11
         raise TimeoutError(f"connection timed out after {connect_timeout:.1f} s") from None
 
@@ -259,6 +316,31 @@ class DataApiTarget:
 
     secret_arn: str
     database: str | None = None
+
+
+def resolve_data_api_target(
+    snapshot: ClusterSnapshot, secret_arn: str | None, database: str | None
+) -> DataApiTarget:
+    """The Data API login: the secret given, else the cluster's managed master secret.
+
+    Called right after a describe, so a missing secret fails before any waiting.
+
+    :param snapshot: the cluster as described.
+    :param secret_arn: ``data_api_secret_arn`` as given (``None``: the cluster's own).
+    :param database: the database, if any.
+    :raises InvalidParameterError: neither a secret given nor a managed one on the cluster.
+    """
+    secret = secret_arn or snapshot.master_user_secret_arn
+    if secret is None:
+        raise InvalidParameterError(
+            "data_api_secret_arn",
+            None,
+            "the data-api probe needs the ARN of a Secrets Manager secret with the login, and DB "
+            f"cluster {snapshot.identifier!r} has no managed master secret (no MasterUserSecret in "
+            "DescribeDBClusters): give data_api_secret_arn, or let RDS manage the master password "
+            "(ManageMasterUserPassword)",
+        )
+    return DataApiTarget(secret, database)
 
 
 async def probe_once(
@@ -328,9 +410,7 @@ async def nudge_database(target: DatabaseTarget, *, hold_seconds: float = 3.0) -
         return f"connection attempt to {target.describe()} could not be made: {exc}"
     except Exception as exc:
         # For a nudge any login answer (also 28000) means the server is up and answered.
-        verdict = classify_error(
-            exc, where=target.engine, target=target.describe(), secrets=[target.password]
-        )
+        verdict = classify_error(exc, where=target.engine, target=target.describe(), secrets=target.secrets)
         if isinstance(exc, TimeoutError):
             return (
                 f"connection attempt to {target.describe()} held open {hold_seconds:.1f} s and given up: "

@@ -28,8 +28,10 @@ from airflow_aurora_wake.core.errors import (
     ClusterNotFoundError,
     TransientError,
     aws_error_code,
+    classify_error,
     raise_if_fatal,
 )
+from airflow_aurora_wake.core.instances import InstanceSnapshot, classify_instances
 from airflow_aurora_wake.core.retry import AWS_RETRY, THROTTLE_RETRY, RetryPolicy
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
     "RdsCalls",
     "add_tags",
     "describe_cluster",
+    "describe_instances",
+    "describe_log_files",
     "modify_current_capacity",
     "modify_v2_scaling",
     "remove_tags",
@@ -159,6 +163,31 @@ async def describe_cluster(
     return classify_cluster(clusters[0])
 
 
+async def describe_instances(
+    client: Any, identifier: str, **options: Unpack[CallOptions]
+) -> tuple[InstanceSnapshot, ...]:
+    """List the DB instances of one cluster (``DescribeDBInstances`` filtered on ``db-cluster-id``).
+
+    One page is enough: a cluster has at most 16 instances and a page holds 100.
+    ``client``, ``identifier``, ``region_name``, ``calls`` and ``timeout``: see the module's docstring.
+
+    :returns: the instances, ordered by identifier (none for a Serverless v1 cluster).
+    :raises AwsPermissionError: the caller may not call ``rds:DescribeDBInstances``.
+    :raises TransientError: throttling, 5xx or network trouble.
+    """
+    calls = options.get("calls")
+    if calls is not None:
+        calls.record("DescribeDBInstances")
+    try:
+        request = client.describe_db_instances(Filters=[{"Name": "db-cluster-id", "Values": [identifier]}])
+        response = await _bounded(request, options.get("timeout"))
+    except Exception as exc:
+        _raise_mapped(
+            exc, action="DescribeDBInstances", identifier=identifier, region_name=options.get("region_name")
+        )
+    return classify_instances(response)
+
+
 async def modify_current_capacity(
     client: Any,
     identifier: str,
@@ -196,6 +225,39 @@ async def start_cluster(client: Any, identifier: str, **options: Unpack[CallOpti
     """
     request = client.start_db_cluster(DBClusterIdentifier=identifier)
     return await _wake_request("StartDBCluster", request, identifier, options)
+
+
+async def describe_log_files(
+    client: Any, identifier: str, *, instance: str, **options: Unpack[CallOptions]
+) -> bool:
+    """List the log files of one instance of the cluster (``DescribeDBLogFiles``).
+
+    A read-only call that resumes a paused Serverless v2 instance (an AWS-documented waker), and
+    the one RDS answer that tells a paused instance apart. ``client``, ``identifier`` (the
+    cluster, for messages), ``region_name``, ``calls`` and ``timeout``: see the module's docstring.
+
+    :param instance: the ``DBInstanceIdentifier`` (the cluster's writer).
+    :returns: True when the instance answered (it was not paused, or is awake by now); False on
+        ``DBInstanceNotReadyFault``: the instance is paused (the call starts its resume) or
+        still resuming.
+    :raises AwsPermissionError: the caller may not call ``rds:DescribeDBLogFiles``.
+    :raises TransientError: throttling, 5xx or network trouble.
+    """
+    region_name = options.get("region_name")
+    calls = options.get("calls")
+    if calls is not None:
+        calls.record("DescribeDBLogFiles")
+    try:
+        # No MaxRecords: AWS documents no bounds for it here (other describes refuse under 20),
+        # and a list of log file names is small.
+        request = client.describe_db_log_files(DBInstanceIdentifier=instance)
+        await _bounded(request, options.get("timeout"))
+    except Exception as exc:
+        where = "rds:DescribeDBLogFiles"
+        if classify_error(exc, where=where, cluster=identifier, region=region_name).proves_paused:
+            return False
+        _raise_mapped(exc, action="DescribeDBLogFiles", identifier=identifier, region_name=region_name)
+    return True
 
 
 async def stop_cluster(client: Any, identifier: str, **options: Unpack[CallOptions]) -> bool:

@@ -16,6 +16,7 @@ from airflow_aurora_wake.core.cluster import ClusterSnapshot
 from airflow_aurora_wake.core.engines import DEFAULT_PORTS, EngineFamily
 from airflow_aurora_wake.core.errors import DatabaseConfigurationError
 from airflow_aurora_wake.core.probes import DatabaseTarget, SslSetting, tls_required
+from airflow_aurora_wake.core.secrets import ManagedLogin, SecretReader
 
 __all__ = [
     "LoginSettings",
@@ -25,6 +26,7 @@ __all__ = [
     "hide_presigned_signatures",
     "iam_tls",
     "iam_token_provider",
+    "managed_login",
 ]
 
 #: ``sign(host, port, user)`` returns an IAM database authentication token (a local SigV4
@@ -46,6 +48,9 @@ class LoginSettings:
     :param ssl: the TLS setting for the driver (see :class:`DatabaseTarget`).
     :param conn_id: the Airflow connection the settings came from, for messages.
     :param origin: how messages name these settings, e.g. ``connection 'db' (type 'postgres')``.
+    :param managed_password: the password is the cluster's managed master secret
+        (``MasterUserSecret``), read from Secrets Manager; ``password`` is then ignored, and
+        without a ``user`` the secret's ``username`` logs in.
     """
 
     engine: EngineFamily | None = None
@@ -58,10 +63,17 @@ class LoginSettings:
     ssl: SslSetting = None
     conn_id: str | None = None
     origin: str = "the database settings"
+    managed_password: bool = False
 
 
 def build_target(
-    settings: LoginSettings, snapshot: ClusterSnapshot, *, sign_token: TokenSigner | None
+    settings: LoginSettings,
+    snapshot: ClusterSnapshot,
+    *,
+    sign_token: TokenSigner | None,
+    read_secret: SecretReader | None = None,
+    host: str | None = None,
+    port: int | None = None,
 ) -> DatabaseTarget:
     """Return where and how to connect to the cluster's database.
 
@@ -71,38 +83,81 @@ def build_target(
     :param settings: the login settings.
     :param snapshot: the cluster as described.
     :param sign_token: makes IAM tokens; required when ``settings.iam``.
+    :param read_secret: reads a Secrets Manager secret; required when ``settings.managed_password``.
+    :param host: connect to this endpoint of the cluster instead (the reader endpoint, an instance
+        endpoint), whatever host the settings name: the credentials and TLS settings stay, and an
+        IAM token is signed for this host.
+    :param port: the port of ``host`` (``None``: the settings' port, else the cluster's).
     :raises DatabaseConfigurationError: the engine cannot be probed or does not match the
-        settings, no host or user is known, or IAM is asked for with a TLS setting that allows
-        clear text.
+        settings, no host or user is known, IAM is asked for with a TLS setting that allows
+        clear text, or the managed password of a cluster that has none.
     """
     family = check_engine(snapshot, settings.engine, settings.origin)
-    host = settings.host or snapshot.endpoint
+    endpoint_host = host
+    host = endpoint_host or settings.host or snapshot.endpoint
     if not host:
         raise DatabaseConfigurationError(
             f"{settings.origin} has no host and DB cluster {snapshot.identifier!r} reports no writer "
             "endpoint: set the host to the cluster endpoint"
         )
-    port = settings.port or (snapshot.port if not settings.host else None) or DEFAULT_PORTS[family]
-    if not settings.user:
+    # The cluster's port goes with the cluster's endpoints, an explicit host's is the engine's.
+    cluster_port = snapshot.port if endpoint_host or not settings.host else None
+    port = port or settings.port or cluster_port or DEFAULT_PORTS[family]
+    managed = managed_login(settings, snapshot, read_secret) if settings.managed_password else None
+    if not settings.user and managed is None:
         raise DatabaseConfigurationError(f"{settings.origin} has no login: set the database user")
+    user = settings.user or ""  # empty: the managed secret's user (never with IAM)
     password_provider = None
     if settings.iam:
         if sign_token is None:
             raise DatabaseConfigurationError(
                 f"{settings.origin} asks for IAM authentication, which needs AWS"
             )
-        password_provider = iam_token_provider(sign_token, host, port, settings.user)
+        password_provider = iam_token_provider(sign_token, host, port, user)
     return DatabaseTarget(
         engine=family,
         host=host,
         port=port,
-        user=settings.user,
+        user=user,
         database=settings.database,
-        password=None if settings.iam else settings.password,
+        password=None if settings.iam or managed is not None else settings.password,
         password_provider=password_provider,
         ssl=iam_tls(settings, family) if settings.iam else settings.ssl,
         conn_id=settings.conn_id,
+        managed_login=managed,
     )
+
+
+def managed_login(
+    settings: LoginSettings, snapshot: ClusterSnapshot, read_secret: SecretReader | None
+) -> ManagedLogin:
+    """Return the cluster's managed master secret as the login of ``settings``.
+
+    :param settings: the login settings (``managed_password`` set).
+    :param snapshot: the cluster as described: its ``MasterUserSecret``.
+    :param read_secret: reads the secret.
+    :raises DatabaseConfigurationError: IAM asked for too, no managed secret on the cluster, or
+        nothing to read it with.
+    """
+    if settings.iam:
+        raise DatabaseConfigurationError(
+            f"{settings.origin} asks for both IAM authentication and the cluster's managed master "
+            "password: keep one of iam and aurora_managed_password in its extra"
+        )
+    arn = snapshot.master_user_secret_arn
+    if arn is None:
+        raise DatabaseConfigurationError(
+            f"{settings.origin} takes its password from the managed master secret of DB cluster "
+            f"{snapshot.identifier!r}, which has none (no MasterUserSecret in DescribeDBClusters): "
+            "let RDS manage the master password (ManageMasterUserPassword), or remove "
+            "aurora_managed_password from the extra and give the password"
+        )
+    if read_secret is None:
+        raise DatabaseConfigurationError(
+            f"{settings.origin} takes its password from the cluster's managed master secret, "
+            "which needs AWS (secretsmanager:GetSecretValue)"
+        )
+    return ManagedLogin(arn, read_secret, cluster=snapshot.identifier)
 
 
 def iam_tls(settings: LoginSettings, family: EngineFamily) -> SslSetting:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 from urllib.parse import urlsplit
 
 from airflow_aurora_wake.core.engines import ENGINE_NAMES, TIMEOUT_ACTIONS, V1_CAPACITIES, EngineFamily
 from airflow_aurora_wake.core.errors import InvalidParameterError
 
 __all__ = [
+    "INSTANCES",
     "PROBES",
     "TIMEOUT_ACTIONS",
     "V1_CAPACITIES",
@@ -28,6 +29,7 @@ __all__ = [
     "validate_deadline",
     "validate_endpoint_url",
     "validate_engine",
+    "validate_instances",
     "validate_non_negative_seconds",
     "validate_optional_name",
     "validate_port",
@@ -41,6 +43,9 @@ __all__ = [
 ]
 
 PROBES = ("connection", "data-api")
+#: What must answer before a wait is ready: the writer (the cluster endpoint), the reader
+#: endpoint, or every DB instance of the cluster through its own instance endpoint.
+INSTANCES = ("writer", "reader", "all")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|-(?!-)){0,62}$")
 _CLUSTER_ARN = re.compile(
@@ -285,21 +290,17 @@ def validate_secret_arn(value: object, parameter: str = "data_api_secret_arn") -
 def validate_probe_settings(
     probe: object, data_api_secret_arn: object
 ) -> tuple[Literal["connection", "data-api"], str | None]:
-    """Validate a probe together with its secret: ``data-api`` needs a secret ARN.
+    """Validate a probe together with its secret.
+
+    ``data-api`` without a secret ARN is valid here: the cluster's managed master secret
+    (``MasterUserSecret``) is used then, and a cluster without one fails right after the first
+    describe (:func:`~airflow_aurora_wake.core.probes.resolve_data_api_target`).
 
     :param probe: the probe kind.
     :param data_api_secret_arn: the secret ARN or ``None``.
     :returns: the validated pair.
     """
-    kind = validate_probe(probe)
-    secret = validate_secret_arn(data_api_secret_arn)
-    if kind == "data-api" and secret is None:
-        raise InvalidParameterError(
-            "data_api_secret_arn",
-            None,
-            "the data-api probe needs the ARN of a Secrets Manager secret with the login",
-        )
-    return kind, secret
+    return validate_probe(probe), validate_secret_arn(data_api_secret_arn)
 
 
 def validate_port(value: object, parameter: str = "port") -> int | None:
@@ -341,3 +342,30 @@ def validate_optional_name(value: object, parameter: str) -> str | None:
     if not _NAME.match(text) or text != text.strip():
         raise InvalidParameterError(parameter, value, "must be non-empty without leading/trailing whitespace")
     return text
+
+
+def validate_instances(
+    value: object, probe: object = "connection", parameter: str = "instances"
+) -> Literal["writer", "reader", "all"]:
+    """Validate what must be ready, together with the probe that will check it.
+
+    :param value: ``writer`` (the cluster endpoint), ``reader`` (the reader endpoint) or ``all``
+        (every DB instance, each through its own endpoint).
+    :param probe: the probe kind: the Data API reaches only the writer.
+    :param parameter: the parameter name for messages.
+    """
+    if not isinstance(value, str) or value not in INSTANCES:
+        raise InvalidParameterError(
+            parameter,
+            value,
+            f"must be one of {list(INSTANCES)}: 'writer' waits for the cluster (writer) endpoint, "
+            "'reader' for the reader endpoint, 'all' for every DB instance of the cluster",
+        )
+    if value != "writer" and probe == "data-api":
+        raise InvalidParameterError(
+            parameter,
+            value,
+            "probe='data-api' reaches only the writer: use instances='writer' with it, or "
+            "probe='connection' with a database connection to wait for the readers",
+        )
+    return cast(Literal["writer", "reader", "all"], value)

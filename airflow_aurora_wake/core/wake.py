@@ -1,7 +1,8 @@
-"""Decide and send the wake that fits a cluster; return at once (the readiness wait follows).
+"""Send the wake that fits a cluster and return at once (the readiness wait follows).
 
-:func:`plan_wake` is pure (a snapshot and options in, a plan out) so every row of the decision
-table is testable without AWS; :func:`wake_cluster` describes, plans and sends the plan's one request.
+:func:`wake_cluster` describes the cluster, decides with the pure
+:func:`~airflow_aurora_wake.core.wake_plan.plan_wake` (re-exported here with its types) and sends
+the plan's one request.
 """
 
 from __future__ import annotations
@@ -11,13 +12,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from enum import Enum
 from typing import Any, TypeVar
 
 from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot, StatusCategory
-from airflow_aurora_wake.core.engines import V1_CAPACITIES
 from airflow_aurora_wake.core.errors import (
-    ClusterStateError,
     InvalidParameterError,
     TransientError,
     aws_error_code,
@@ -27,18 +25,17 @@ from airflow_aurora_wake.core.probes import DataApiTarget, DatabaseTarget, nudge
 from airflow_aurora_wake.core.rds import (
     RdsCalls,
     describe_cluster,
+    describe_log_files,
     modify_current_capacity,
     retry_transient,
     start_cluster,
 )
-from airflow_aurora_wake.core.targets import check_engine
-from airflow_aurora_wake.core.validation import (
-    validate_bool,
-    validate_capacity,
-    validate_positive_seconds,
-    validate_seconds_before_timeout,
-    validate_secret_arn,
-    validate_timeout_action,
+from airflow_aurora_wake.core.wake_plan import (
+    WakeAction,
+    WakeOptions,
+    WakePlan,
+    choose_v1_capacity,
+    plan_wake,
 )
 
 __all__ = [
@@ -63,74 +60,6 @@ MIN_CALL_SECONDS = 2.0
 _Retrying = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
-class WakeAction(str, Enum):
-    """What the waker did (or found already done); values are user-visible in XCom."""
-
-    MODIFY_CAPACITY = "modify-capacity"
-    START = "start-db-cluster"
-    NUDGE_CONNECTION = "connection-nudge"
-    NUDGE_DATA_API = "data-api-nudge"
-    NONE = "none"
-    #: a wake was already under way (cluster ``starting``, or AWS answered InvalidDBClusterStateFault)
-    ALREADY_WAKING = "already-waking"
-    #: v2 with auto-pause and no nudge configured: the readiness probe's first attempt wakes it
-    PROBE_WILL_WAKE = "probe-will-wake"
-
-
-@dataclass(frozen=True)
-class WakeOptions:
-    """How to wake.
-
-    :param capacity: v1 target capacity; ``None`` picks the cluster's minimum valid capacity.
-    :param seconds_before_timeout: v1 ``SecondsBeforeTimeout`` (10..600).
-    :param timeout_action: v1 ``TimeoutAction``: ``RollbackCapacityChange`` (default; never drops
-        connections) or ``ForceApplyCapacityChange``.
-    :param start_if_stopped: send ``StartDBCluster`` to a stopped cluster (else fail).
-    :param nudge_target: database to nudge a v2 cluster with a connection attempt.
-    :param data_api_secret_arn: secret for a Data API ``SELECT 1`` nudge (preferred when given).
-    :param database: database for the Data API nudge.
-    :param nudge_hold_seconds: how long a connection nudge holds its attempt open.
-    """
-
-    capacity: int | None = None
-    seconds_before_timeout: int = 300
-    timeout_action: str = "RollbackCapacityChange"
-    start_if_stopped: bool = True
-    nudge_target: DatabaseTarget | None = None
-    data_api_secret_arn: str | None = None
-    database: str | None = None
-    nudge_hold_seconds: float = 3.0
-
-    def __post_init__(self) -> None:
-        validate_capacity(self.capacity)
-        validate_seconds_before_timeout(self.seconds_before_timeout)
-        validate_timeout_action(self.timeout_action)
-        validate_bool(self.start_if_stopped, "start_if_stopped")
-        validate_secret_arn(self.data_api_secret_arn)
-        validate_positive_seconds(self.nudge_hold_seconds, "nudge_hold_seconds")
-        if self.nudge_target is not None and not isinstance(self.nudge_target, DatabaseTarget):
-            raise InvalidParameterError("nudge_target", self.nudge_target, "must be a DatabaseTarget or None")
-
-
-@dataclass(frozen=True)
-class WakePlan:
-    """The one request :func:`wake_cluster` will send.
-
-    :param snapshot: the cluster as described.
-    :param action: what to do.
-    :param detail: why, in words a user reads in the task log.
-    :param options: the options the request is sent with (v1 timeout settings, nudge target,
-        Data API secret and database, hold time).
-    :param capacity: the v1 capacity chosen for the cluster, for ``modify-capacity``.
-    """
-
-    snapshot: ClusterSnapshot
-    action: WakeAction
-    detail: str
-    options: WakeOptions = field(default_factory=WakeOptions, repr=False)
-    capacity: int | None = None
-
-
 @dataclass(frozen=True)
 class WakeResult:
     """What the waker did.
@@ -143,6 +72,11 @@ class WakeResult:
     :param detail: a sentence for the task log.
     :param requested_at: epoch seconds when the wake was sent (or found under way).
     :param rds_calls: AWS calls made, per action.
+    :param instance_paused: what ``describe-log-files`` proved: True when the writer instance
+        answered ``DBInstanceNotReadyFault`` (it was paused, or already resuming), False when it
+        answered (not paused, or awake by now); ``None`` for every other action.
+    :param snapshot: the cluster as described, with ``seen_paused`` set from that proof, so
+        that its ``may_be_paused`` (the input of the 28000 login-refusal grace) knows it.
     """
 
     db_cluster_identifier: str
@@ -153,6 +87,8 @@ class WakeResult:
     detail: str
     requested_at: float
     rds_calls: dict[str, int] = field(default_factory=dict)
+    instance_paused: bool | None = None
+    snapshot: ClusterSnapshot | None = field(default=None, repr=False, compare=False)
 
     def as_xcom(self) -> dict[str, Any]:
         """Return the JSON-serializable result an operator pushes to XCom."""
@@ -165,109 +101,6 @@ class WakeResult:
             "detail": self.detail,
             "requested_at": self.requested_at,
         }
-
-
-def choose_v1_capacity(snapshot: ClusterSnapshot, requested: int | None) -> int:
-    """Pick the v1 capacity to request: ``requested`` if valid, else the minimum valid one.
-
-    :param snapshot: a v1 cluster.
-    :param requested: the user's capacity or ``None``.
-    :raises InvalidParameterError: the capacity is not valid for the engine or the cluster's range.
-    """
-    family = snapshot.engine_family or "mysql"
-    valid = V1_CAPACITIES[family]
-    low = snapshot.min_capacity if snapshot.min_capacity is not None else 0.0
-    high = snapshot.max_capacity if snapshot.max_capacity is not None else float("inf")
-    in_range = [value for value in valid if low <= value <= high]
-    if requested is not None:
-        validate_capacity(requested, family)
-        if not low <= requested <= high:
-            raise InvalidParameterError(
-                "capacity",
-                requested,
-                f"DB cluster {snapshot.identifier!r} scales between {low:g} and {high:g} ACUs; "
-                f"choose one of {in_range or list(valid)} or leave capacity unset",
-            )
-        return requested
-    if not in_range:
-        raise InvalidParameterError(
-            "capacity",
-            None,
-            f"no valid Aurora {family} capacity {list(valid)} lies within the range {low:g}..{high:g} "
-            f"of DB cluster {snapshot.identifier!r}; fix the cluster's scaling configuration",
-        )
-    return in_range[0]
-
-
-def plan_wake(snapshot: ClusterSnapshot, options: WakeOptions) -> WakePlan:
-    """Decide the wake for a cluster (pure: no I/O).
-
-    :param snapshot: the cluster as just described.
-    :param options: how to wake.
-    :raises ClusterStateError: stopped without ``start_if_stopped``, or a non-recoverable state.
-    :raises InvalidParameterError: a v1 capacity that cannot work.
-    :raises DatabaseConfigurationError: a nudge target whose engine does not match the cluster.
-    """
-    category = snapshot.category
-    name = snapshot.identifier
-    if category is StatusCategory.STOPPED:
-        if not options.start_if_stopped:
-            raise ClusterStateError(
-                name,
-                snapshot.status,
-                "this wake was asked not to start it: start it (StartDBCluster), or let the wake "
-                "start stopped clusters",
-            )
-        return WakePlan(snapshot, WakeAction.START, f"cluster {name} is stopped; starting it")
-    if category is StatusCategory.WAKING:
-        return WakePlan(
-            snapshot, WakeAction.ALREADY_WAKING, f"cluster {name} is {snapshot.status}: already waking"
-        )
-    if category is StatusCategory.FAILED:
-        raise ClusterStateError(name, snapshot.status)
-
-    if snapshot.kind is ClusterKind.SERVERLESS_V1:
-        if snapshot.capacity is not None and snapshot.capacity > 0:
-            return WakePlan(
-                snapshot, WakeAction.NONE, f"cluster {name} is running at {snapshot.capacity:g} ACUs"
-            )
-        capacity = choose_v1_capacity(snapshot, options.capacity)
-        return WakePlan(
-            snapshot,
-            WakeAction.MODIFY_CAPACITY,
-            f"cluster {name} is paused (capacity 0); scaling it to {capacity} ACUs",
-            options,
-            capacity=capacity,
-        )
-    if snapshot.kind is ClusterKind.SERVERLESS_V2 and snapshot.auto_pause:
-        if options.nudge_target is not None:
-            target = options.nudge_target
-            check_engine(snapshot, target.engine, f"connection {target.describe()}")
-        if options.data_api_secret_arn and snapshot.arn:
-            return WakePlan(
-                snapshot,
-                WakeAction.NUDGE_DATA_API,
-                f"cluster {name} may be paused (auto-pause); a Data API SELECT 1 starts the resume",
-                options,
-            )
-        if options.nudge_target is not None:
-            return WakePlan(
-                snapshot,
-                WakeAction.NUDGE_CONNECTION,
-                f"cluster {name} may be paused (auto-pause); a connection attempt starts the resume",
-                options,
-            )
-        return WakePlan(
-            snapshot,
-            WakeAction.PROBE_WILL_WAKE,
-            f"cluster {name} may be paused (auto-pause); no nudge configured: the readiness probe's "
-            "first attempt will wake it",
-        )
-    return WakePlan(
-        snapshot,
-        WakeAction.NONE,
-        f"cluster {name} is {snapshot.kind.value} and {snapshot.status}: nothing to wake",
-    )
 
 
 async def _send(
@@ -374,6 +207,33 @@ async def _data_api_nudge(
     return "the database answered: it is awake" if awake else "the Data API reported a resume under way"
 
 
+async def _describe_writer_log_files(
+    plan: WakePlan,
+    with_retries: _Retrying,
+    time_left: Callable[[], float],
+    *,
+    rds_client: Any,
+    region_name: str | None,
+    calls: RdsCalls,
+) -> tuple[bool, str]:
+    """``DescribeDBLogFiles`` on the writer: whether it proved the writer paused, and the sentence.
+
+    Throttling and 5xx are retried within the wake's budget like every RDS call of a wake;
+    ``AccessDenied`` fails at once naming ``rds:DescribeDBLogFiles``.
+    """
+    name = plan.snapshot.identifier
+    writer = plan.snapshot.writer_instance
+    assert writer is not None
+    answered = await with_retries(
+        lambda: describe_log_files(
+            rds_client, name, instance=writer, region_name=region_name, calls=calls, timeout=time_left()
+        )
+    )
+    if answered:
+        return False, f"{plan.detail}: the writer answered: it was not paused (or is awake now)"
+    return True, f"{plan.detail}: the writer was paused (DBInstanceNotReadyFault): its resume is under way"
+
+
 async def wake_cluster(
     db_cluster_identifier: str,
     options: WakeOptions,
@@ -428,15 +288,23 @@ async def wake_cluster(
         options = replace(options, nudge_target=await nudge_target(snapshot))
     plan = plan_wake(snapshot, options)
     requested_at = clock()
-    action, detail = await _send(
-        plan,
-        with_retries,
-        time_left,
-        rds_client=rds_client,
-        rds_data_client=rds_data_client,
-        region_name=region_name,
-        calls=calls,
-    )
+    instance_paused: bool | None = None
+    action: WakeAction = plan.action
+    if plan.action is WakeAction.DESCRIBE_LOG_FILES:
+        instance_paused, detail = await _describe_writer_log_files(
+            plan, with_retries, time_left, rds_client=rds_client, region_name=region_name, calls=calls
+        )
+        snapshot = replace(snapshot, seen_paused=instance_paused)
+    else:
+        action, detail = await _send(
+            plan,
+            with_retries,
+            time_left,
+            rds_client=rds_client,
+            rds_data_client=rds_data_client,
+            region_name=region_name,
+            calls=calls,
+        )
     return WakeResult(
         db_cluster_identifier=snapshot.identifier,
         kind=snapshot.kind,
@@ -446,4 +314,6 @@ async def wake_cluster(
         detail=detail,
         requested_at=requested_at,
         rds_calls=calls.as_dict(),
+        instance_paused=instance_paused,
+        snapshot=snapshot,
     )

@@ -20,6 +20,7 @@ from airflow_aurora_wake.emulator.config import (
     Timings,
 )
 from airflow_aurora_wake.emulator.connections import ConnectionDefinition
+from airflow_aurora_wake.emulator.readerconfig import ReaderSpec
 
 if TYPE_CHECKING:
     from airflow_aurora_wake.emulator.emulator import AuroraEmulator
@@ -30,6 +31,7 @@ __all__ = [
     "ClusterSpec",
     "ConnectionDefinition",
     "Faults",
+    "ReaderSpec",
     "TimelineEvent",
     "Timings",
 ]

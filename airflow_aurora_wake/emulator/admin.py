@@ -42,6 +42,8 @@ class AdminRoutes:
                 return json_response(endpoint.as_dict(), 201)
             if len(parts) >= 2 and parts[0] == "clusters":
                 return self._cluster(method, parts[1], parts[2:], payload) or _no_route(method, path)
+            if len(parts) >= 2 and parts[0] == "instances":
+                return self._reader(method, parts[1], parts[2:], payload) or _no_route(method, path)
             return _no_route(method, path)
         except (ValueError, TypeError) as exc:
             return json_response({"error": str(exc)}, 400)
@@ -66,6 +68,8 @@ class AdminRoutes:
                 emulator.delete(identifier)
             elif verb == "timings":
                 emulator.set_timings(identifier, emulator.timings_of(identifier).merged(payload))
+            elif verb == "rotate-master-password":
+                return json_response(emulator.rotate_master_password(identifier, **payload))
             elif verb == "resume-answers":
                 unknown = sorted(set(payload) - {"resume_answer", "data_api_resume_answer"})
                 if unknown:
@@ -73,9 +77,30 @@ class AdminRoutes:
                 emulator.set_resume_answers(identifier, **payload)
             else:
                 return json_response({"error": f"unknown cluster action {verb!r}"}, 404)
+        elif method == "GET" and verbs == ["master-user-secret"]:
+            return json_response(emulator.master_user_secret_state(identifier))
         elif method != "GET" or verbs:
             return None
         return json_response(emulator.state()["clusters"][identifier])
+
+    def _reader(
+        self, method: str, instance: str, verbs: list[str], payload: dict[str, Any]
+    ) -> Response | None:
+        """``GET /_emulator/instances/<id>``; ``POST .../pause`` (``paused_for``) and ``.../wake``."""
+        emulator = self.emulator
+        try:
+            reader = emulator.reader_state(instance)
+        except KeyError:
+            return json_response({"error": f"no emulated reader {instance!r}"}, 404)
+        if method == "GET" and not verbs:
+            return json_response(reader)
+        if method == "POST" and verbs == ["pause"]:
+            emulator.pause_instance(instance, paused_for=float(payload.get("paused_for", 0.0)))
+        elif method == "POST" and verbs == ["wake"]:
+            emulator.wake_instance(instance)
+        else:
+            return None
+        return json_response(emulator.reader_state(instance))
 
 
 def _no_route(method: str, path: str) -> Response:

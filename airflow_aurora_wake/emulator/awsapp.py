@@ -2,12 +2,13 @@
 
 It reads the service from the SigV4 credential scope and the RDS ``Action`` from the form
 body, answers the actions the emulator owns (``ModifyCurrentDBClusterCapacity``,
-``StartDBCluster``, ``StopDBCluster``, rds-data ``ExecuteStatement``) and the injected faults
-itself, refuses the ``ModifyDBCluster`` requests AWS refuses and moto would accept (a stopped
-cluster, an invalid v2 scaling), hands ``/_emulator/`` to the admin routes, and forwards
-everything else to moto (whose ``ModifyDBCluster`` sets the model's v2 scaling), with
-the emulator's private account id in the ``x-moto-account-id`` header so that two emulators in
-one process never see each other's resources.
+``StartDBCluster``, ``StopDBCluster``, rds-data ``ExecuteStatement``, ``DescribeDBLogFiles`` of
+a paused or resuming instance) and the injected faults itself, refuses the ``ModifyDBCluster``
+requests AWS refuses and moto would accept (a stopped cluster, an invalid v2 scaling), hands
+``/_emulator/`` to the admin routes, and forwards everything else to moto (whose
+``ModifyDBCluster`` sets the model's v2 scaling), with the emulator's private account id in the
+``x-moto-account-id`` header so that two emulators in one process never see each other's
+resources.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from airflow_aurora_wake.emulator.counters import CallCounters
 from airflow_aurora_wake.emulator.dataapi import Statement, StatementError, StatementResult
 from airflow_aurora_wake.emulator.faults import FaultInjector, data_api_resume_answer
 from airflow_aurora_wake.emulator.lifecycle import CONNECTABLE_PHASES
+from airflow_aurora_wake.emulator.mastersecrets import MasterSecrets
 from airflow_aurora_wake.emulator.model import ClusterModel, EmulatedStateError, Phase
 from airflow_aurora_wake.emulator.scaling import ScalingRequestError, requested_v2_scaling
 from airflow_aurora_wake.emulator.wire import (
@@ -58,6 +60,8 @@ class EndpointBackend(Protocol):
     region: str
     injector: FaultInjector
     calls: CallCounters
+    #: Managed master secrets: counts their reads, answers a rotation's stale window.
+    master_secrets: MasterSecrets
 
     def find_cluster(
         self, identifier: str | None, region: str | None, *, include_deleted: bool = False
@@ -126,6 +130,11 @@ class AwsEndpointApp:
                 return send(start_response, self._rds_data(path, body, region))
             if service == "rds":
                 return self._rds(environ, start_response, body, region)
+            if service == "secretsmanager":
+                denied = self.backend.injector.faults.denies("secretsmanager", "GetSecretValue")
+                answer = self.backend.master_secrets.answer(environ, body, denied=denied)
+                if answer is not None:
+                    return send(start_response, answer)
             return self.inner(environ, start_response)
         except Exception:  # the endpoint must answer, whatever went wrong in the emulator
             log.exception("emulator failed to handle %s %s", environ.get("REQUEST_METHOD"), path)
@@ -144,8 +153,11 @@ class AwsEndpointApp:
     ) -> Iterable[bytes]:
         form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
         action = form.get("Action", "")
-        # Tagging calls name the cluster by its ARN: counted (and denied) per cluster all the same.
+        # Tagging calls name the cluster by its ARN, log file calls an instance: counted (and
+        # denied) per cluster all the same.
         identifier = cluster_name(form.get("DBClusterIdentifier")) or tagged_cluster(form.get("ResourceName"))
+        instance_owner = self._log_files_owner(action, form, region)
+        identifier = identifier or (instance_owner.identifier if instance_owner else None)
         self.backend.calls.count_rds_call(action, identifier)
         fault = self.backend.injector.rds_fault(action, identifier, region)
         if fault is not None:
@@ -154,6 +166,10 @@ class AwsEndpointApp:
             refusal = self._refuse_modify(form, identifier, region)
             if refusal is not None:
                 return send(start_response, refusal)
+        if instance_owner is not None:
+            not_ready = self._log_files_not_ready(instance_owner, form.get("DBInstanceIdentifier", ""))
+            if not_ready is not None:
+                return send(start_response, not_ready)
         owned = {
             "ModifyCurrentDBClusterCapacity": self._modify_capacity,
             "StartDBCluster": self._start,
@@ -219,6 +235,30 @@ class AwsEndpointApp:
         except ScalingRequestError as exc:
             return query_error(exc.code, str(exc), 400)
         return None
+
+    def _log_files_owner(self, action: str, form: dict[str, str], region: str) -> ClusterModel | None:
+        """The emulated cluster whose instance a ``DescribeDBLogFiles`` call names, if any."""
+        if action != "DescribeDBLogFiles":
+            return None
+        with self._moto_rds:  # moto's table is read one request at a time, see __init__
+            return motoglue.instance_model(self.backend.account_id, region, form.get("DBInstanceIdentifier"))
+
+    def _log_files_not_ready(self, model: ClusterModel, instance: str) -> Response | None:
+        """``DescribeDBLogFiles`` of a paused instance resumes it; paused or resuming, the answer
+        is ``DBInstanceNotReadyFault`` (wire code ``DBInstanceNotReady``, botocore's model; AWS's
+        message is not documented). ``None``: moto lists the instance's log files."""
+        phase = model.advance()
+        if phase is Phase.PAUSED:
+            model.request_resume("log-files")
+            phase = model.advance()
+        if phase is not Phase.RESUMING:
+            return None
+        return query_error(
+            "DBInstanceNotReady",
+            f"DB instance {instance} is not ready: an attempt to download or examine log files "
+            "didn't succeed because the Aurora Serverless v2 instance was paused.",
+            400,
+        )
 
     def _start(self, form: dict[str, str], identifier: str | None, region: str) -> Response:
         return self._change_state("StartDBCluster", ClusterModel.start, identifier, region)

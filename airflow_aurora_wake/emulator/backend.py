@@ -21,7 +21,10 @@ from airflow_aurora_wake.emulator.dataapi import Statement, StatementResult, exe
 from airflow_aurora_wake.emulator.dbproxy import ClusterProxy
 from airflow_aurora_wake.emulator.eventloop import THREAD_TIMEOUT, LoopThread
 from airflow_aurora_wake.emulator.faults import FaultInjector
+from airflow_aurora_wake.emulator.mastersecrets import MasterSecrets
 from airflow_aurora_wake.emulator.model import ClusterModel, Phase
+from airflow_aurora_wake.emulator.readerglue import create_reader_instance
+from airflow_aurora_wake.emulator.readers import ClusterReaders, ReaderInstance, build_readers
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +49,12 @@ class EmulatorBackend:
         self.default_timings = timings
         self.injector = FaultInjector(faults, account_id)
         self.calls = CallCounters()
+        self.master_secrets = MasterSecrets(account_id)
         self._loop = loop
         self._lock = threading.RLock()
         self._models: dict[str, ClusterModel] = {}
         self._proxies: dict[str, ClusterProxy] = {}
+        self._readers: dict[str, ClusterReaders] = {}
         #: The TLS the database endpoints offer (the emulator sets it when it starts).
         self.server_tls: ssl.SSLContext | None = None
 
@@ -111,6 +116,8 @@ class EmulatorBackend:
                 f"arn:aws:rds:{spec.region}:{self.account_id}:cluster:{spec.identifier}",
                 lambda model: motoglue.create_cluster(self.account_id, model, master),
             )
+            if spec.manage_master_user_password:
+                self.master_secrets.create(spec.identifier, spec.region, master, upstream.password or "")
         self._activate(model)
         return model
 
@@ -158,18 +165,61 @@ class EmulatorBackend:
             bind(model)
             proxy = ClusterProxy(model, lambda: self.injector.faults, self.server_tls)
             proxy.attach_placeholder(placeholder)
+            readers = build_readers(
+                model,
+                proxy,
+                lambda: self.injector.faults,
+                self.server_tls,
+                bind=lambda reader: create_reader_instance(self.account_id, reader),
+                on_change=lambda endpoint: self._loop.call_soon(endpoint.reconcile_soon),
+            )
         except BaseException:
             placeholder.close()
             raise
         with self._lock:
             self._models[spec.identifier.lower()] = model
             self._proxies[spec.identifier.lower()] = proxy
+            if readers is not None:
+                self._readers[spec.identifier.lower()] = readers
         return model
+
+    def _endpoints(self, identifier: str) -> list[ClusterProxy]:
+        """A cluster's database endpoints: the cluster's, then its readers' and reader endpoint."""
+        with self._lock:
+            proxy = self._proxies.get(identifier.lower())
+            readers = self._readers.get(identifier.lower())
+        endpoints = [proxy] if proxy is not None else []
+        return endpoints + (readers.endpoints() if readers is not None else [])
+
+    def readers_of(self, identifier: str) -> list[ReaderInstance]:
+        """A cluster's readers (none for most clusters).
+
+        :param identifier: the cluster identifier (any case).
+        :raises KeyError: for an unknown cluster.
+        """
+        model = self.get_cluster(identifier)
+        with self._lock:
+            readers = self._readers.get(model.identifier.lower())
+        return list(readers.instances) if readers is not None else []
+
+    def get_reader(self, instance: str) -> ReaderInstance:
+        """A reader's model by its ``DBInstanceIdentifier``.
+
+        :param instance: the identifier (any case).
+        :raises KeyError: for an instance that is no emulated reader.
+        """
+        with self._lock:
+            every = [reader for readers in self._readers.values() for reader in readers.instances]
+        for reader in every:
+            if reader.identifier.lower() == instance.lower():
+                return reader
+        raise KeyError(f"no emulated reader named {instance!r}")
 
     def _activate(self, model: ClusterModel) -> None:
         model.on_change = self._on_model_change
         model.on_observe = self._on_model_observe
-        self._loop.call(self._proxies[model.identifier.lower()].reconcile(), THREAD_TIMEOUT)
+        for endpoint in self._endpoints(model.identifier):
+            self._loop.call(endpoint.reconcile(), THREAD_TIMEOUT)
 
     # -- side effects -----------------------------------------------------------------------
 
@@ -179,26 +229,29 @@ class EmulatorBackend:
 
         :param identifier: the cluster identifier.
         """
-        proxy = self._proxies.get(identifier.lower())
-        if proxy is not None and self._loop.running:
-            self._loop.call(proxy.reconcile(), THREAD_TIMEOUT)
+        for endpoint in self._endpoints(identifier):
+            if self._loop.running:
+                self._loop.call(endpoint.reconcile(), THREAD_TIMEOUT)
 
     def _on_model_observe(self, model: ClusterModel) -> None:
-        proxy = self._proxies.get(model.identifier.lower())
-        if proxy is None or self._loop.in_loop_thread():
+        if self._loop.in_loop_thread():
             return
-        if proxy.is_listening != model.is_listening():
+        if any(
+            endpoint.is_listening != endpoint.model.is_listening()
+            for endpoint in self._endpoints(model.identifier)
+        ):
             self.sync_cluster(model.identifier)
 
     def _on_model_change(self, model: ClusterModel) -> None:
-        proxy = self._proxies.get(model.identifier.lower())
-        if proxy is not None:
-            self._loop.call_soon(proxy.reconcile_soon)
+        for endpoint in self._endpoints(model.identifier):
+            self._loop.call_soon(endpoint.reconcile_soon)
 
     async def aclose(self) -> None:
         """Close every database endpoint (on the event loop)."""
         proxies = list(self._proxies.values())
+        proxies += [endpoint for readers in self._readers.values() for endpoint in readers.endpoints()]
         self._proxies.clear()
+        self._readers.clear()
         await asyncio.gather(*(proxy.aclose() for proxy in proxies), return_exceptions=True)
 
     # -- Data API and counters --------------------------------------------------------------

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 VALIDITY = datetime.timedelta(days=365)
 #: Back-dated by this much, so a client whose clock is slightly behind still accepts them.
 CLOCK_SKEW = datetime.timedelta(hours=1)
-#: The names every server certificate carries; the emulator's own address is added.
-DEFAULT_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: The names every server certificate carries (with the reader endpoints' address, whose
+#: connections reach the same servers); the emulator's own address is added.
+DEFAULT_HOSTS = ("127.0.0.1", "localhost", "::1", "127.0.0.2")
 
 
 @dataclass(frozen=True)

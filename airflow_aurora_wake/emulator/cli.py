@@ -55,6 +55,7 @@ CLUSTER_SYNTAX = (
     "NAME[:KIND[:ENGINE]][,upstream=DSN][,state=paused|available|stopped][,data-api=true|false]"
     "[,iam-auth=true|false][,min-capacity=N][,max-capacity=N][,seconds-until-auto-pause=N]"
     "[,region=R][,port=N][,resume-answer=A][,data-api-resume-answer=A]"
+    "[,manage-master-user-password=true|false][,readers=TIER[/TIER...]]"
 )
 
 
@@ -103,7 +104,7 @@ def parse_cluster(value: str) -> dict[str, Any]:
                 spec[key] = raw
             elif key in ("resume-answer", "data-api-resume-answer"):
                 spec[key.replace("-", "_")] = raw
-            elif key in ("data-api", "iam-auth"):
+            elif key in ("data-api", "iam-auth", "manage-master-user-password"):
                 if raw.lower() not in _BOOLEANS:
                     raise fail(f"{key} must be true or false, got {raw!r}")
                 spec[key.replace("-", "_")] = _BOOLEANS[raw.lower()]
@@ -111,6 +112,9 @@ def parse_cluster(value: str) -> dict[str, Any]:
                 spec[key.replace("-", "_")] = float(raw)
             elif key in ("seconds-until-auto-pause", "port"):
                 spec[key.replace("-", "_")] = int(raw)
+            elif key == "readers":
+                # One reader per failover tier given: readers=1/2 is a tier-1 and a tier-2 reader.
+                spec["readers"] = [{"promotion_tier": int(tier)} for tier in raw.split("/")]
             else:
                 raise fail(f"unknown option {key!r}")
         except ValueError:
@@ -390,6 +394,8 @@ def run_emulator(args: argparse.Namespace) -> int:
                         "host": ep.host,
                         "port": ep.port,
                         "arn": ep.arn,
+                        "reader_host": ep.reader_host,
+                        "readers": [dataclasses.asdict(reader) for reader in emu.readers(ep.identifier)],
                     }
                     for ep in emu.clusters()
                 ],

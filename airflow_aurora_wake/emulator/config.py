@@ -14,6 +14,7 @@ from typing import Any
 from airflow_aurora_wake.core.dsn import parse_dsn
 from airflow_aurora_wake.core.engines import DEFAULT_PORTS, V1_CAPACITIES, EngineFamily, engine_family
 from airflow_aurora_wake.core.errors import redact
+from airflow_aurora_wake.emulator.readerconfig import ReaderSpec, check_readers, readers_from
 
 KINDS = ("serverless-v2", "serverless-v1", "provisioned")
 #: The RDS engine name the emulator gives each engine family.
@@ -54,6 +55,8 @@ class Timings:
     :param deep_sleep_after_seconds: a cluster paused at least this long resumes slowly.
     :param deep_resume_seconds: resume time after a deep sleep (replaces ``resume_seconds``,
         and for v1 replaces ``v1_capacity_seconds``).
+    :param reader_resume_extra_seconds: a reader in failover tiers 2-15 resumes this much later
+        than the writer would (its own resume takes ``resume_seconds`` plus this).
     """
 
     resume_seconds: float = 15.0
@@ -63,6 +66,7 @@ class Timings:
     stop_seconds: float = 120.0
     deep_sleep_after_seconds: float = 86400.0
     deep_resume_seconds: float = 30.0
+    reader_resume_extra_seconds: float = 3.0
 
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
@@ -173,6 +177,11 @@ class ClusterSpec:
         :data:`RESUME_ANSWERS` (``"hold"``: held until the resume ends).
     :param data_api_resume_answer: what an rds-data call gets while the cluster resumes, one of
         :data:`DATA_API_RESUME_ANSWERS` (``"resuming"``: ``DatabaseResumingException``).
+    :param manage_master_user_password: RDS manages the master password in Secrets Manager
+        (``ManageMasterUserPassword``): the secret holds the upstream DSN's user and password
+        (the real login), and ``DescribeDBClusters`` shows ``MasterUserSecret``.
+    :param readers: reader DB instances (v2 and provisioned clusters), each with its own
+        instance endpoint (see :class:`~.readerconfig.ReaderSpec`); JSON objects are accepted.
     """
 
     identifier: str
@@ -190,6 +199,8 @@ class ClusterSpec:
     port: int | None = None
     resume_answer: str = "hold"
     data_api_resume_answer: str = "resuming"
+    manage_master_user_password: bool = False
+    readers: tuple[ReaderSpec, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.identifier or not isinstance(self.identifier, str):
@@ -230,6 +241,13 @@ class ClusterSpec:
                 "use state='paused' or state='available'"
             )
         check_resume_answers(self.identifier, self.family, self.resume_answer, self.data_api_resume_answer)
+        object.__setattr__(self, "readers", readers_from(self.readers))
+        check_readers(self.identifier, self.kind, self.state, low, self.readers)
+        if self.manage_master_user_password and not parse_upstream(self.upstream_dsn).password:
+            raise ValueError(
+                f"cluster {self.identifier!r}: a managed master password is the real login's, which "
+                "the upstream DSN must carry: upstream='postgresql://USER:PASSWORD@HOST:PORT/DB'"
+            )
         if self.kind == "serverless-v1":
             valid = V1_CAPACITIES[self.family]
             for name, value in (("min_capacity", low), ("max_capacity", high)):
@@ -323,6 +341,8 @@ class ClusterEndpoint:
     :param host: host of the database endpoint (always ``127.0.0.1``).
     :param port: port of the database endpoint.
     :param region: the AWS region.
+    :param reader_host: host of the reader endpoint (its port is ``port``): a host of its own
+        for a cluster with readers, else ``host`` (the writer), as AWS routes it.
     """
 
     identifier: str
@@ -332,6 +352,7 @@ class ClusterEndpoint:
     host: str
     port: int
     region: str
+    reader_host: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""

@@ -29,6 +29,7 @@ from typing import Any
 
 from airflow_aurora_wake.emulator import dbanswers, dbtls
 from airflow_aurora_wake.emulator.config import Faults, Upstream, parse_upstream
+from airflow_aurora_wake.emulator.instances import ReaderInstance
 from airflow_aurora_wake.emulator.lifecycle import CONNECTABLE_PHASES, LISTENING_PHASES, Phase
 from airflow_aurora_wake.emulator.model import ClusterModel
 
@@ -47,7 +48,7 @@ class _Pipe(asyncio.Protocol):
         self.made: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
         self.arrived = asyncio.Event()
-        self._on_lost = on_lost
+        self.on_lost = on_lost
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -77,7 +78,7 @@ class _Pipe(asyncio.Protocol):
         self.arrived.set()
         if self.peer is not None and not self.peer.is_closing():
             self.peer.close()
-        self._on_lost(self)
+        self.on_lost(self)
 
     # Back-pressure: when our transport's write buffer is full, stop reading the peer.
     def pause_writing(self) -> None:
@@ -104,15 +105,21 @@ class _Pipe(asyncio.Protocol):
 class ClusterProxy:
     """The listening endpoint of one cluster; lives on the emulator's event loop.
 
-    :param model: the cluster's model.
+    :param model: the cluster's model, or a reader's (its own instance endpoint).
     :param faults: returns the emulator's active faults.
     :param tls: the server side of the TLS the endpoint offers (``None``: it offers none).
+    :param address: where to listen (default: the model's host and port).
     """
 
     def __init__(
-        self, model: ClusterModel, faults: Callable[[], Faults], tls: ssl.SSLContext | None = None
+        self,
+        model: ClusterModel | ReaderInstance,
+        faults: Callable[[], Faults],
+        tls: ssl.SSLContext | None = None,
+        address: tuple[str, int] | None = None,
     ) -> None:
         self.model = model
+        self.address = address or (model.host, model.port)
         self._faults = faults
         self._tls = tls
         self.upstream: Upstream = parse_upstream(model.spec.upstream_dsn)
@@ -210,12 +217,10 @@ class ClusterProxy:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((self.model.host, self.model.port))
+            sock.bind(self.address)
         except OSError:
             sock.close()
-            log.exception(
-                "cluster %s: cannot listen on port %s again", self.model.identifier, self.model.port
-            )
+            log.exception("%s: cannot listen on %s:%s again", self.model.identifier, *self.address)
             return
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._accept, sock=sock, backlog=128)
@@ -225,6 +230,15 @@ class ClusterProxy:
         self._clients.add(pipe)
         self._spawn(self._handle(pipe))
         return pipe
+
+    def adopt(self, pipe: _Pipe) -> None:
+        """Serve a connection another endpoint accepted (the reader endpoint's pick of a reader).
+
+        :param pipe: the accepted connection.
+        """
+        pipe.on_lost = self._client_lost
+        self._clients.add(pipe)
+        self._spawn(self._handle(pipe))
 
     def _unlisten(self) -> None:
         if self._server is not None:

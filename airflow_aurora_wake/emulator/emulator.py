@@ -25,12 +25,14 @@ from airflow_aurora_wake.emulator.backend import EmulatorBackend
 from airflow_aurora_wake.emulator.certs import EndpointCertificates, create_certificates
 from airflow_aurora_wake.emulator.config import ClusterEndpoint, ClusterSpec, Faults, TimelineEvent, Timings
 from airflow_aurora_wake.emulator.eventloop import THREAD_TIMEOUT, LoopThread
+from airflow_aurora_wake.emulator.mastersecrets import ManagedPasswordMethods
 from airflow_aurora_wake.emulator.model import Phase
+from airflow_aurora_wake.emulator.readers import ReaderMethods
 
 log = logging.getLogger(__name__)
 
 
-class AuroraEmulator:
+class AuroraEmulator(ManagedPasswordMethods, ReaderMethods):
     """Emulated AWS endpoint plus one database endpoint per emulated cluster, on 127.0.0.1.
 
     Use it as a context manager (or call :meth:`start` and :meth:`stop`)::
@@ -129,11 +131,8 @@ class AuroraEmulator:
         return self
 
     def stop(self, identifier: str | None = None) -> None:
-        """Without an argument: shut the emulator down. With one: stop that cluster at once.
-
-        The two meanings share the name because the contract asks for both ``emu.stop()``
-        (lifecycle) and ``emu.stop("sales")`` (test setup); :meth:`shutdown` and
-        :meth:`stop_cluster` are the unambiguous spellings.
+        """Without an argument: shut the emulator down (:meth:`shutdown`). With one: stop that
+        cluster at once (:meth:`stop_cluster`).
 
         :param identifier: the cluster to stop instantly, or ``None`` to shut down.
         """
@@ -301,6 +300,7 @@ class AuroraEmulator:
             host=model.host,
             port=model.port,
             region=model.spec.region,
+            reader_host=model.reader_host or model.host,
         )
 
     def clusters(self) -> list[ClusterEndpoint]:
@@ -444,6 +444,6 @@ class AuroraEmulator:
             "now": time.time(),
             "faults": self.faults.as_dict(),
             "default_timings": dict(self.timings.__dict__),
-            "clusters": {model.identifier: model.snapshot() for model in models},
+            "clusters": {model.identifier: self._cluster_state(model) for model in models},
             "counters": self.counters(),
         }

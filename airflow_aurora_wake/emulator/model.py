@@ -54,6 +54,8 @@ class ClusterModel(ClusterLifecycle):
         self.arn = arn
         self.port = port
         self.host = host
+        #: The reader endpoint's host when the cluster has readers (set by the backend), else None.
+        self.reader_host: str | None = None
         #: Guarded by ``lock``.
         self.counters = ClusterCounters()
         #: What connection attempts and rds-data calls get while the cluster resumes (the spec's,

@@ -124,7 +124,7 @@ class EmulatedDBCluster(_ModelBacked, DBCluster):
     status = _live(_observed_status, "_status")
     capacity = _live(_capacity)
     endpoint = _live(lambda model: model.host)
-    reader_endpoint = _live(lambda model: model.host)
+    reader_endpoint = _live(lambda model: model.reader_host or model.host)
     port = _live(lambda model: model.port, "_moto_port")
     http_endpoint_enabled = _live(lambda model: model.spec.data_api)
     iam_database_authentication_enabled = _live(lambda model: model.spec.iam_auth)
@@ -198,6 +198,8 @@ def create_cluster(account_id: str, model: ClusterModel, master_username: str) -
         "master_user_password": "emulated-password",
         "enable_iam_database_authentication": spec.iam_auth,
         "engine_mode": "serverless" if spec.kind == "serverless-v1" else "provisioned",
+        # moto creates the MasterUserSecret (with a value of its own, replaced by the emulator).
+        "manage_master_user_password": spec.manage_master_user_password,
     }
     if spec.kind == "serverless-v2":
         kwargs["serverless_v2_scaling_configuration"] = {
@@ -243,6 +245,20 @@ def find_cluster(account_id: str, region: str, identifier: str) -> DBCluster | N
     :param identifier: the cluster identifier.
     """
     return rds_backend(account_id, region).clusters.get(identifier)
+
+
+def instance_model(account_id: str, region: str, instance_identifier: str | None) -> ClusterModel | None:
+    """The model of the cluster an instance belongs to (``None``: unknown, or not emulated).
+
+    :param account_id: the emulator's account.
+    :param region: the region.
+    :param instance_identifier: the ``DBInstanceIdentifier`` (case-insensitive, as in RDS).
+    """
+    if not instance_identifier:
+        return None
+    databases = rds_backend(account_id, region).databases
+    instance = databases.get(instance_identifier) or databases.get(instance_identifier.lower())
+    return None if instance is None else model_of(instance)
 
 
 def adoption_spec(cluster: DBCluster, region: str, *, data_api: bool) -> ClusterSpec | None:
@@ -327,12 +343,52 @@ def read_secret(account_id: str, region: str, secret_id: str) -> str:
     :param region: the region.
     :param secret_id: ARN or name.
     """
-    value = secrets_backend(account_id, region).get_secret_value(
+    return str(secret_value(account_id, region, secret_id).get("SecretString") or "")
+
+
+def master_user_secret_arn(account_id: str, region: str, identifier: str) -> str | None:
+    """The ARN of a cluster's ``MasterUserSecret`` (``ManageMasterUserPassword``), if any.
+
+    :param account_id: the emulator's account.
+    :param region: the region.
+    :param identifier: the cluster identifier.
+    """
+    cluster = find_cluster(account_id, region, identifier)
+    secret = getattr(cluster, "master_user_secret", None) if cluster is not None else None
+    return str(secret.secret_arn) if secret is not None else None
+
+
+def put_secret_string(account_id: str, region: str, secret_id: str, text: str) -> None:
+    """Store a new current version of a secret (the previous one becomes ``AWSPREVIOUS``).
+
+    :param account_id: the emulator's account.
+    :param region: the region.
+    :param secret_id: ARN or name.
+    :param text: the new ``SecretString``.
+    """
+    secrets_backend(account_id, region).put_secret_value(
         secret_id=secret_id,
-        version_id=None,  # type: ignore[arg-type]
-        version_stage=None,  # type: ignore[arg-type]
+        secret_string=text,
+        secret_binary=None,  # type: ignore[arg-type]
+        client_request_token=None,  # type: ignore[arg-type]
+        version_stages=["AWSCURRENT"],
     )
-    return str(value.get("SecretString") or "")
+
+
+def secret_value(account_id: str, region: str, secret_id: str) -> dict[str, Any]:
+    """moto's ``GetSecretValue`` answer for a secret's current version (raises when missing).
+
+    :param account_id: the emulator's account.
+    :param region: the region.
+    :param secret_id: ARN or name.
+    """
+    return dict(
+        secrets_backend(account_id, region).get_secret_value(
+            secret_id=secret_id,
+            version_id=None,  # type: ignore[arg-type]
+            version_stage=None,  # type: ignore[arg-type]
+        )
+    )
 
 
 _SERIALIZE_LOCK = threading.Lock()

@@ -45,6 +45,10 @@ from airflow_aurora_wake.hooks.shared_clients import SHARED_CLIENTS
 
 T = TypeVar("T")
 
+#: The database connection's extra that takes the password (and, without a login, the user)
+#: from the cluster's managed master secret: ``{"aurora_managed_password": true}``.
+MANAGED_PASSWORD_EXTRA = "aurora_managed_password"
+
 #: Airflow connection types accepted for each database engine family.
 CONN_TYPES: dict[EngineFamily, frozenset[str]] = {
     "postgresql": frozenset({"postgres", "postgresql"}),
@@ -103,7 +107,9 @@ class AuroraServerlessHook(BaseHook):
         https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
     :param conn_id: Airflow connection (``postgres`` or ``mysql`` type) of the database in the
         cluster. An empty host means the cluster's writer endpoint (and port). Extra ``iam: true``
-        uses an IAM authentication token instead of the password; ``sslmode`` (and
+        uses an IAM authentication token instead of the password; ``aurora_managed_password:
+        true`` reads the password (and, without a login, the user) from the cluster's managed
+        master secret in Secrets Manager; ``sslmode`` (and
         ``sslrootcert``, ``sslcert``, ``sslkey``) for PostgreSQL and ``ssl`` (``true`` to encrypt without
         verifying, or a dict with ``ca``, ``cert``, ``key``, ``check_hostname`` to verify) for MySQL
         set TLS.
@@ -288,15 +294,21 @@ class AuroraServerlessHook(BaseHook):
         self._token_conn_checked = conn_id
         return conn_id
 
-    async def database_target(self, snapshot: ClusterSnapshot) -> DatabaseTarget:
+    async def database_target(
+        self, snapshot: ClusterSnapshot, *, host: str | None = None, port: int | None = None
+    ) -> DatabaseTarget:
         """Build the core's database target for a cluster (core ``WaitResources``).
 
         :param snapshot: The cluster as last described; its writer endpoint and port fill an
             empty connection host and port.
+        :param host: Another endpoint of the cluster to connect to with this connection's login
+            and TLS settings (its reader endpoint, an instance endpoint).
+        :param port: That endpoint's port (``None``: the connection's, else the cluster's).
         :raises InvalidParameterError: ``conn_id`` unset or unknown.
         :raises DatabaseConfigurationError: Connection type does not match the cluster's engine,
-            no host anywhere, an invalid TLS/IAM extra, or an ``aws_conn_id`` extra (with
-            ``iam``) that names no AWS connection.
+            no host anywhere, an invalid TLS/IAM extra, an ``aws_conn_id`` extra (with
+            ``iam``) that names no AWS connection, or ``aurora_managed_password`` on a cluster
+            without a managed master secret.
         """
         connection, extra = await self.aget_database_connection()
         conn_id = str(self.conn_id)
@@ -309,6 +321,9 @@ class AuroraServerlessHook(BaseHook):
                 f"{snapshot.identifier!r} runs {snapshot.engine!r}: point conn_id at a database connection"
             )
         iam = option_bool(extra.get("iam", False), name="iam", origin=origin)
+        managed_password = option_bool(
+            extra.get(MANAGED_PASSWORD_EXTRA, False), name=MANAGED_PASSWORD_EXTRA, origin=origin
+        )
         # Only IAM logins sign with it; without "iam" the extra is the SQL providers' business.
         token_aws_conn_id = await self._token_aws_conn_id(extra, origin) if iam else None
 
@@ -328,5 +343,16 @@ class AuroraServerlessHook(BaseHook):
             ssl=await ssl_setting_from_options(engine, extra, origin),
             conn_id=conn_id,
             origin=origin,
+            managed_password=managed_password,
         )
-        return build_target(login, snapshot, sign_token=sign_token)
+        return build_target(
+            login, snapshot, sign_token=sign_token, read_secret=self.read_secret, host=host, port=port
+        )
+
+    async def read_secret(self, secret_arn: str) -> Any:
+        """``GetSecretValue`` of a secret over the shared aiobotocore client (never logged).
+
+        :param secret_arn: The secret's ARN.
+        """
+        async with self._client("secretsmanager") as client:
+            return await client.get_secret_value(SecretId=secret_arn)

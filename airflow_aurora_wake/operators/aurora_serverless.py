@@ -8,9 +8,12 @@ from typing import Any, NamedTuple
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from airflow_aurora_wake.compat import BaseOperator, Context
-from airflow_aurora_wake.core.validation import resolve_cluster, validate_optional_name
-from airflow_aurora_wake.core.wake import WakeOptions, WakeResult, wake_cluster
+from airflow_aurora_wake.core.validation import resolve_cluster, validate_instances, validate_optional_name
+from airflow_aurora_wake.core.wake import WakeOptions, WakeResult
+from airflow_aurora_wake.core.wake_readers import wake_instances
 from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook, run_sync
+from airflow_aurora_wake.links.aurora import AuroraClusterLink
+from airflow_aurora_wake.utils.metrics import wake_metrics
 from airflow_aurora_wake.utils.mixins import AuroraHookMixin
 from airflow_aurora_wake.utils.task_parameters import (
     coerce_int,
@@ -38,6 +41,7 @@ _CORE_PARAMETERS = (
     "conn_id",
     "data_api_secret_arn",
     "database",
+    "instances",
 )
 
 
@@ -48,12 +52,14 @@ class WakeRequest(NamedTuple):
     :param region_name: The region given, or an ARN's (``None``: the AWS connection's).
     :param conn_id: The database connection used for a connection nudge, or ``None``.
     :param options: The core's wake options.
+    :param instances: What the wait that follows waits on: ``writer``, ``reader`` or ``all``.
     """
 
     identifier: str
     region_name: str | None
     conn_id: str | None
     options: WakeOptions
+    instances: str = "writer"
 
 
 class AuroraServerlessWakeOperator(AuroraHookMixin, BaseOperator):
@@ -63,8 +69,10 @@ class AuroraServerlessWakeOperator(AuroraHookMixin, BaseOperator):
     One ``DescribeDBClusters`` decides the action: ``ModifyCurrentDBClusterCapacity`` for a
     paused Serverless v1 cluster, ``StartDBCluster`` for a stopped cluster (when
     ``start_if_stopped``), a short connection attempt (``conn_id``) or Data API call
-    (``data_api_secret_arn``) for Serverless v2 with auto-pause, nothing for a cluster that is
-    already up. It returns within about 35 s whatever the network does (``DESCRIBE_RETRY_SECONDS``,
+    (``data_api_secret_arn``) for Serverless v2 with auto-pause, and with neither a
+    ``DescribeDBLogFiles`` on its writer instance (no database access: grant
+    ``rds:DescribeDBLogFiles``), nothing for a cluster that is already up. It returns within
+    about 35 s whatever the network does (``DESCRIBE_RETRY_SECONDS``,
     one more call's 2 s and a connection nudge's 3 s hold). Follow it with
     :class:`~airflow_aurora_wake.sensors.aurora_serverless.AuroraServerlessReadySensor`, which
     waits for a real connection.
@@ -89,12 +97,20 @@ class AuroraServerlessWakeOperator(AuroraHookMixin, BaseOperator):
     :param data_api_secret_arn: Secrets Manager secret ARN to nudge through the Data API
         instead. (templated)
     :param database: Database name for the nudge; overrides the connection's schema. (templated)
+    :param instances: What the readiness sensor downstream waits on: ``"writer"`` (default),
+        ``"reader"`` or ``"all"``. With a connection nudge (``conn_id``) the reader endpoint, or
+        every instance endpoint from ``DescribeDBInstances``, gets the same short connection
+        attempt right after the writer's, so readers that pause on their own (failover tiers
+        2-15) resume together with it (one more hold of 3 s, and for ``"all"`` one more call).
     """
 
     template_fields: Sequence[str] = aws_template_fields(
         "db_cluster_identifier", "capacity", "conn_id", "data_api_secret_arn", "database"
     )
     ui_color = "#f7dc6f"
+    operator_extra_links = (AuroraClusterLink(),)
+    #: Its return value is a wake result: a readiness sensor downstream times wake-to-ready from it.
+    returns_wake_result = True
 
     def __init__(
         self,
@@ -111,6 +127,7 @@ class AuroraServerlessWakeOperator(AuroraHookMixin, BaseOperator):
         conn_id: str | None = None,
         data_api_secret_arn: str | None = None,
         database: str | None = None,
+        instances: str = "writer",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -126,6 +143,7 @@ class AuroraServerlessWakeOperator(AuroraHookMixin, BaseOperator):
         self.conn_id = conn_id
         self.data_api_secret_arn = data_api_secret_arn
         self.database = database
+        self.instances = instances
         # Fail the DAG's parse rather than the run.
         self._core_request(at_parse_time=True)
 
@@ -147,8 +165,9 @@ class AuroraServerlessWakeOperator(AuroraHookMixin, BaseOperator):
             database=validate_optional_name(values["database"], "database"),
         )
         conn_id = validate_conn_id(values["conn_id"], "conn_id", required=False, fix=_CONN_ID_FIX)
-        return WakeRequest(identifier, region, conn_id, options)
+        return WakeRequest(identifier, region, conn_id, options, validate_instances(values["instances"]))
 
+    @wake_metrics
     def execute(self, context: Context) -> dict[str, Any]:
         """Describe the cluster once, send the fitting wake request, return the result.
 
@@ -159,7 +178,14 @@ class AuroraServerlessWakeOperator(AuroraHookMixin, BaseOperator):
         hook = self.checked_aurora_hook(
             region_name=request.region_name, conn_id=request.conn_id, database=request.options.database
         )
-        result = run_sync(self._wake(request.identifier, hook, request.options))
+        AuroraClusterLink.persist_cluster(
+            context,
+            self,
+            hook=hook,
+            db_cluster_identifier=request.identifier,
+            region_name=request.region_name,
+        )
+        result = run_sync(self._wake(request.identifier, hook, request.options, request.instances))
         xcom = result.as_xcom()
         self.log.info(
             "DB cluster %r (%s, %s, status %s): wake action %s. %s",
@@ -172,18 +198,22 @@ class AuroraServerlessWakeOperator(AuroraHookMixin, BaseOperator):
         )
         return xcom
 
-    async def _wake(self, identifier: str, hook: AuroraServerlessHook, options: WakeOptions) -> WakeResult:
+    async def _wake(
+        self, identifier: str, hook: AuroraServerlessHook, options: WakeOptions, instances: str = "writer"
+    ) -> WakeResult:
         """Describe once (retrying only throttling and network errors), plan, send the wake.
 
         :param identifier: The validated cluster identifier.
         :param hook: The hook with the AWS and database connections.
         :param options: The validated wake options.
+        :param instances: What the wait that follows waits on (the readers are nudged too).
         """
         region = hook.region_name or await hook.aget_region_name()
         async with hook.rds_client() as rds, hook.rds_data_client() as rds_data:
-            return await wake_cluster(
+            return await wake_instances(
                 identifier,
                 options,
+                instances,
                 rds_client=rds,
                 rds_data_client=rds_data,
                 region_name=region,

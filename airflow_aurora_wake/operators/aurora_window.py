@@ -32,6 +32,7 @@ from airflow_aurora_wake.core.hold import (
 from airflow_aurora_wake.core.hold.ledger import check_holder
 from airflow_aurora_wake.core.validation import resolve_cluster, validate_bool
 from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook, run_sync
+from airflow_aurora_wake.links.aurora import AuroraClusterLink
 from airflow_aurora_wake.utils.mixins import AuroraHookMixin
 from airflow_aurora_wake.utils.task_parameters import is_unrendered, reject_none_text, task_values
 
@@ -165,6 +166,7 @@ class AuroraServerlessHoldOperator(_ClusterTaskMixin, BaseOperator):
 
     template_fields: Sequence[str] = aws_template_fields("db_cluster_identifier")
     ui_color = "#f5b041"
+    operator_extra_links = (AuroraClusterLink(),)
 
     def __init__(
         self,
@@ -211,7 +213,10 @@ class AuroraServerlessHoldOperator(_ClusterTaskMixin, BaseOperator):
 
         :param context: The task context.
         """
-        identifier, _, hook = self._rendered_cluster()
+        identifier, region, hook = self._rendered_cluster()
+        AuroraClusterLink.persist_cluster(
+            context, self, hook=hook, db_cluster_identifier=identifier, region_name=region
+        )
         request = self._hold_request(self._holder(context))
         result = run_sync(self._hold(identifier, hook, request))
         self.log.info("%s (%s, action %s).", result.detail, result.kind, result.action)
@@ -255,6 +260,7 @@ class AuroraServerlessReleaseOperator(_ClusterTaskMixin, BaseOperator):
 
     template_fields: Sequence[str] = aws_template_fields("db_cluster_identifier")
     ui_color = "#aed6f1"
+    operator_extra_links = (AuroraClusterLink(),)
 
     def __init__(
         self,
@@ -286,7 +292,10 @@ class AuroraServerlessReleaseOperator(_ClusterTaskMixin, BaseOperator):
 
         :param context: The task context.
         """
-        identifier, _, hook = self._rendered_cluster()
+        identifier, region, hook = self._rendered_cluster()
+        AuroraClusterLink.persist_cluster(
+            context, self, hook=hook, db_cluster_identifier=identifier, region_name=region
+        )
         holder = self._holder(context)
         stop = validate_bool(self.stop_if_started, "stop_if_started")
         result = run_sync(self._release(identifier, hook, holder, stop))

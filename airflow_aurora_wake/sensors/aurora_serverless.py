@@ -23,7 +23,9 @@ from airflow_aurora_wake.core.errors import GRACE_WINDOWS, AuroraWakeError, Inva
 from airflow_aurora_wake.core.validation import validate_bool, validate_positive_seconds
 from airflow_aurora_wake.core.wait import WaitRequest, check_ready_once
 from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook, run_sync
+from airflow_aurora_wake.links.aurora import AuroraClusterLink
 from airflow_aurora_wake.triggers.aurora_serverless import AuroraServerlessReadyTrigger
+from airflow_aurora_wake.utils.metrics import ready_metrics, resumed_ready_metrics
 from airflow_aurora_wake.utils.mixins import AuroraHookMixin, ReadyWaitMixin
 from airflow_aurora_wake.utils.task_parameters import reject_none_text, task_values, validate_conn_id
 
@@ -89,7 +91,8 @@ class AuroraServerlessReadySensor(AuroraHookMixin, ReadyWaitMixin, BaseSensorOpe
     timeout can become a skip.
 
     Returns (XCom) the ready report: ``ready_at``, ``seconds_waited``, ``attempts``,
-    ``rds_calls``, ``kind``, ``engine``, ``endpoint``.
+    ``rds_calls``, ``kind``, ``engine``, ``endpoint``; with ``instances="reader"`` or ``"all"``
+    also ``instances``, ``reached`` (each endpoint that answered, with its DB instance) and ``note``.
 
     The AWS parameters ``aws_conn_id``, ``region_name``, ``verify`` (all templated) and
     ``botocore_config`` are those of every Amazon provider sensor; see
@@ -99,6 +102,14 @@ class AuroraServerlessReadySensor(AuroraHookMixin, ReadyWaitMixin, BaseSensorOpe
     :param conn_id: Airflow connection (``postgres`` or ``mysql``) of the database; required for
         ``probe="connection"``. An empty host means the cluster's writer endpoint. (templated)
     :param probe: ``"connection"`` (a real connection and ``SELECT 1``) or ``"data-api"``.
+    :param instances: What must answer: ``"writer"`` (the cluster endpoint, default),
+        ``"reader"`` (the cluster's reader endpoint, with the connection's login, port and TLS
+        settings: on a cluster without a reader that serves, AWS routes it to the writer and the
+        report's ``note`` says so) or ``"all"`` (every DB instance, each through its own endpoint
+        from ``DescribeDBInstances``; one still ``creating`` or ``modifying`` keeps the wait
+        going). Readers in failover tiers 2-15 of a Serverless v2 cluster pause on their own, so
+        a task reading from the readers should wait for them. ``probe="data-api"`` reaches only
+        the writer.
     :param connect_timeout: Seconds each connection attempt may take (AWS advises >= 30: a
         resuming instance holds the connection open until it is ready).
     :param data_api_secret_arn: Secrets Manager secret ARN with the login, for
@@ -118,6 +129,7 @@ class AuroraServerlessReadySensor(AuroraHookMixin, ReadyWaitMixin, BaseSensorOpe
         "db_cluster_identifier", "conn_id", "data_api_secret_arn", "database"
     )
     ui_color = "#7fb3d5"
+    operator_extra_links = (AuroraClusterLink(),)
 
     def __init__(
         self,
@@ -129,6 +141,7 @@ class AuroraServerlessReadySensor(AuroraHookMixin, ReadyWaitMixin, BaseSensorOpe
         botocore_config: dict[str, Any] | None = None,
         conn_id: str | None = None,
         probe: str = "connection",
+        instances: str = "writer",
         connect_timeout: float = 30,
         data_api_secret_arn: str | None = None,
         database: str | None = None,
@@ -146,6 +159,7 @@ class AuroraServerlessReadySensor(AuroraHookMixin, ReadyWaitMixin, BaseSensorOpe
         self.botocore_config = botocore_config
         self.conn_id = conn_id
         self.probe = probe
+        self.instances = instances
         self.connect_timeout = connect_timeout
         self.data_api_secret_arn = data_api_secret_arn
         self.database = database
@@ -193,12 +207,20 @@ class AuroraServerlessReadySensor(AuroraHookMixin, ReadyWaitMixin, BaseSensorOpe
             request = dataclasses.replace(request, region_name=hook.get_region_name())
         return request, hook
 
+    @ready_metrics
     def execute(self, context: Context) -> Any:
         """Check once; return at once if ready, else defer (or poke when not deferrable).
 
         :param context: The task context.
         """
         request, hook = self._validated_request()
+        AuroraClusterLink.persist_cluster(
+            context,
+            self,
+            hook=hook,
+            db_cluster_identifier=request.db_cluster_identifier,
+            region_name=request.region_name,
+        )
         if not self.deferrable:
             return super().execute(context)
         started = time.time()
@@ -273,6 +295,7 @@ class AuroraServerlessReadySensor(AuroraHookMixin, ReadyWaitMixin, BaseSensorOpe
                 return float(first.timestamp())
         return time.time()
 
+    @resumed_ready_metrics
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: return the ready report, or raise the timeout or the error.
 

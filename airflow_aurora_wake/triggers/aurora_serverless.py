@@ -9,6 +9,7 @@ from airflow_aurora_wake.compat import BaseTrigger, TriggerEvent
 from airflow_aurora_wake.core.errors import AuroraWakeError, ReadyTimeoutError, safe_error_text
 from airflow_aurora_wake.core.wait import WaitRequest, wait_until_ready
 from airflow_aurora_wake.hooks.aurora_serverless import AuroraServerlessHook, aws_settings_key
+from airflow_aurora_wake.utils.metrics import record_trigger_event
 from airflow_aurora_wake.utils.mixins import AuroraHookMixin, ReadyWaitMixin
 
 #: Why a trigger's wait begins after its deadline, in Airflow's words (the core's diagnosis cannot
@@ -46,6 +47,8 @@ class AuroraServerlessReadyTrigger(AuroraHookMixin, ReadyWaitMixin, BaseTrigger)
     :param probe: ``"connection"`` (a real database connection) or ``"data-api"``.
     :param connect_timeout: Seconds each database connection attempt may take.
     :param data_api_secret_arn: Secrets Manager secret ARN for ``probe="data-api"``.
+    :param instances: What must answer: ``"writer"``, ``"reader"`` (the reader endpoint) or
+        ``"all"`` (every DB instance); see the sensor.
     :param database: Database name (overrides the connection's schema; Data API database).
     :param describe_interval: Seconds between ``DescribeDBClusters`` calls while waiting.
     :param stopped_grace: Seconds a cluster may still show ``stopped`` after a start request
@@ -65,6 +68,7 @@ class AuroraServerlessReadyTrigger(AuroraHookMixin, ReadyWaitMixin, BaseTrigger)
         probe: str = "connection",
         connect_timeout: float = 30.0,
         data_api_secret_arn: str | None = None,
+        instances: str = "writer",
         database: str | None = None,
         describe_interval: float = 10.0,
         stopped_grace: float = 60.0,
@@ -80,6 +84,7 @@ class AuroraServerlessReadyTrigger(AuroraHookMixin, ReadyWaitMixin, BaseTrigger)
         self.probe = str(probe)
         self.connect_timeout = float(connect_timeout)
         self.data_api_secret_arn = data_api_secret_arn
+        self.instances = str(instances)
         self.database = database
         self.describe_interval = float(describe_interval)
         self.stopped_grace = float(stopped_grace)
@@ -106,31 +111,36 @@ class AuroraServerlessReadyTrigger(AuroraHookMixin, ReadyWaitMixin, BaseTrigger)
             probe=request.probe,
             connect_timeout=request.connect_timeout,
             data_api_secret_arn=request.data_api_secret_arn,
+            instances=request.instances,
             database=request.database,
             describe_interval=request.describe_interval,
             stopped_grace=request.stopped_grace,
         )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Serialize the trigger: identifiers, plain strings and numbers only (never a secret)."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "db_cluster_identifier": self.db_cluster_identifier,
-                "deadline": self.deadline,
-                "aws_conn_id": self.aws_conn_id,
-                "region_name": self.region_name,
-                "verify": self.verify,
-                "botocore_config": self.botocore_config,
-                "conn_id": self.conn_id,
-                "probe": self.probe,
-                "connect_timeout": self.connect_timeout,
-                "data_api_secret_arn": self.data_api_secret_arn,
-                "database": self.database,
-                "describe_interval": self.describe_interval,
-                "stopped_grace": self.stopped_grace,
-            },
-        )
+        """Serialize the trigger: identifiers, plain strings and numbers only (never a secret).
+
+        ``instances`` is stored only when it is not ``"writer"``: a wait on the writer keeps the
+        kwargs it always had.
+        """
+        kwargs: dict[str, Any] = {
+            "db_cluster_identifier": self.db_cluster_identifier,
+            "deadline": self.deadline,
+            "aws_conn_id": self.aws_conn_id,
+            "region_name": self.region_name,
+            "verify": self.verify,
+            "botocore_config": self.botocore_config,
+            "conn_id": self.conn_id,
+            "probe": self.probe,
+            "connect_timeout": self.connect_timeout,
+            "data_api_secret_arn": self.data_api_secret_arn,
+            "database": self.database,
+            "describe_interval": self.describe_interval,
+            "stopped_grace": self.stopped_grace,
+        }
+        if self.instances != "writer":
+            kwargs["instances"] = self.instances
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     @property
     def share_key(self) -> Hashable:
@@ -146,6 +156,7 @@ class AuroraServerlessReadyTrigger(AuroraHookMixin, ReadyWaitMixin, BaseTrigger)
             self.probe,
             self.database,
             self.data_api_secret_arn,
+            self.instances,
             self.connect_timeout,
         )
 
@@ -185,4 +196,5 @@ class AuroraServerlessReadyTrigger(AuroraHookMixin, ReadyWaitMixin, BaseTrigger)
         else:
             self.log.info("DB cluster %r is ready.", self.db_cluster_identifier)
             event = {"status": "success", **report.as_xcom()}
+        record_trigger_event(event, probe=self.probe)
         yield TriggerEvent(event)

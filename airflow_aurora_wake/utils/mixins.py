@@ -85,6 +85,7 @@ _WAIT_SETTINGS = (
     "stopped_grace",
     "data_api_secret_arn",
     "database",
+    "instances",
 )
 
 
@@ -101,6 +102,7 @@ class ReadyWaitMixin:
     stopped_grace: float
     data_api_secret_arn: str | None
     database: str | None
+    instances: str
 
     def wait_request(self, region_name: str | None, *, at_parse_time: bool = False) -> WaitRequest:
         """Return the core's request for these settings (its construction validates them).

@@ -97,7 +97,6 @@ CORE = [
     (("sales", "--dsn", "postgresql:///test"), "--dsn (its USER)"),
     (("sales", "--dsn", DSN, "--database", ""), "--database"),
     (("sales", "--dsn", DSN, "--database", " x"), "--database"),
-    (("sales", "--dsn", DSN, "--probe", "data-api"), "--data-api-secret-arn"),
     (("sales", "--dsn", DSN, "--data-api-secret-arn", ""), "--data-api-secret-arn"),
     (("sales", "--dsn", DSN, "--data-api-secret-arn", "login"), "--data-api-secret-arn"),
     (("sales", "--dsn", DSN, "--timeout", "0"), "--timeout"),

@@ -27,8 +27,8 @@ from airflow_aurora_wake.core.errors import (
     WaitDiagnosis,
     classify_error,
 )
-from airflow_aurora_wake.core.probes import DatabaseTarget
-from airflow_aurora_wake.core.validation import resolve_cluster, validate_probe_settings
+from airflow_aurora_wake.core.probes import DatabaseTarget, resolve_data_api_target
+from airflow_aurora_wake.core.validation import resolve_cluster
 from airflow_aurora_wake.core.wait import Decision, Observation, decide
 from airflow_aurora_wake.core.wake import WakeOptions, plan_wake
 
@@ -138,7 +138,7 @@ ERRORS: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
     ),
     (
         "data-api-without-secret",
-        lambda: validate_probe_settings("data-api", None),
+        lambda: resolve_data_api_target(classify_cluster(v2_description()), None, None),
         ("invalid data_api_secret_arn=None", "Secrets Manager secret"),
     ),
     (

@@ -612,7 +612,7 @@ def test_wait_request_validates_and_accepts_an_arn() -> None:
     with pytest.raises(ValueError, match="connect_timeout"):
         WaitRequest("sales", None, connect_timeout=0)
     with pytest.raises(ValueError, match="data_api_secret_arn"):
-        WaitRequest("sales", None, probe="data-api")
+        WaitRequest("sales", None, probe="data-api", data_api_secret_arn="sales-login")
 
 
 class FailingClientResources(FakeResources):

@@ -54,7 +54,8 @@ async def test_deep_sleep_resume_slower_than_connect_timeout(
         cluster.emu.pause(identifier, paused_for=2 * 86400)  # paused two days: a deep sleep
 
     async def airflow_run() -> tuple[dict[str, Any], dict[str, Any]]:
-        # No nudge: the sensor's own probe starts the resume and is the one that times out.
+        # No nudge: the wake's DescribeDBLogFiles starts the resume; the sensor's first probe is
+        # held open and times out during it.
         woke = await run_operator(wake_operator(cluster, conn_id=None), secret_guard)
         ready = await run_sensor(ready_sensor(cluster, connect_timeout=CONNECT_TIMEOUT), secret_guard)
         return woke, ready
@@ -62,7 +63,7 @@ async def test_deep_sleep_resume_slower_than_connect_timeout(
     (woke, ready), report = await asyncio.gather(
         airflow_run(), run_wake_and_wait(cluster, login, secret_guard, identifier=API, connect_timeout=3.0)
     )
-    assert woke["action"] == "probe-will-wake", woke
+    assert woke["action"] == "describe-log-files", woke
     for identifier, ready_at in ((cluster.identifier, ready["ready_at"]), (API, report.ready_at)):
         resumes = events(cluster, "resume-requested", identifier)
         # One deep resume, not restarted by the retries.

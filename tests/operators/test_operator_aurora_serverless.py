@@ -97,12 +97,13 @@ def test_v2_with_data_api_secret_is_nudged_through_the_data_api(emulated: Any, e
 
 
 @ENGINE_PARAMS
-def test_v2_without_nudge_leaves_the_wake_to_the_sensor_probe(emulated: Any, engine: str) -> None:
+def test_v2_without_nudge_is_woken_through_its_writer_log_files(emulated: Any, engine: str) -> None:
     cluster = emulated(kind="serverless-v2", engine=engine, state="paused")
     result = wake(cluster).execute(context())
-    assert result["action"] == "probe-will-wake"
+    assert result["action"] == "describe-log-files"
+    assert "was paused (DBInstanceNotReadyFault)" in result["detail"]
     assert cluster.counters()["connection_attempts"] == 0
-    assert wake_calls(cluster) == {}
+    assert wake_calls(cluster) == {"DescribeDBLogFiles": 1}
 
 
 @ENGINE_PARAMS

@@ -97,7 +97,7 @@ async def test_defers_with_the_trigger_and_an_absolute_deadline_then_succeeds(
     assert (
         woke["action"]
         == {
-            "serverless-v2": "probe-will-wake",
+            "serverless-v2": "describe-log-files",
             "serverless-v1": "modify-capacity",
             "provisioned": "start-db-cluster",
         }[kind]
@@ -393,7 +393,6 @@ def test_template_fields_include_the_aws_parameters() -> None:
     [
         ({"conn_id": None}, "conn_id"),
         ({"probe": "ping"}, "probe"),
-        ({"probe": "data-api", "data_api_secret_arn": None}, "data_api_secret_arn"),
         ({"probe": "data-api", "data_api_secret_arn": "secret"}, "data_api_secret_arn"),
         ({"connect_timeout": 0}, "connect_timeout"),
         ({"deferrable": "true"}, "deferrable"),
@@ -424,7 +423,7 @@ def test_invalid_parameters_fail_at_construction(kwargs: dict[str, Any], paramet
         ({"connect_timeout": 0}, "connect_timeout"),
         ({"probe": "ping"}, "probe"),
         ({"stopped_grace": -1}, "stopped_grace"),
-        ({"probe": "data-api", "data_api_secret_arn": None, "conn_id": None}, "data_api_secret_arn"),
+        ({"probe": "data-api", "data_api_secret_arn": "login", "conn_id": None}, "data_api_secret_arn"),
     ],
 )
 def test_untemplated_parameters_fail_at_construction_beside_templates(

@@ -49,6 +49,10 @@ CREDENTIAL_CODES = frozenset(
         "MissingAuthenticationToken",
     }
 )
+#: ``DBInstanceNotReadyFault`` (wire code ``DBInstanceNotReady``, botocore's model): "an attempt
+#: to download or examine log files didn't succeed because an Aurora Serverless v2 instance was
+#: paused". Both spellings are accepted, as a proxy or an SDK may report the shape's name.
+INSTANCE_PAUSED_CODES = frozenset({"DBInstanceNotReady", "DBInstanceNotReadyFault"})
 # Data API errors that mean "the database is not ready yet": the call started or waits on a resume.
 DATA_API_RETRY_CODES = frozenset(
     {"DatabaseResumingException", "DatabaseUnavailableException", "ServiceUnavailableError"}
@@ -68,7 +72,7 @@ def classify_aws(
     """The verdict for an AWS answer or a botocore error; ``None`` when ``exc`` is neither.
 
     :param exc: the exception.
-    :param where: ``rds:<Action>`` or ``rds-data``.
+    :param where: ``rds:<Action>``, ``rds-data`` or ``secretsmanager:GetSecretValue``.
     :param cluster: the cluster identifier, for messages.
     :param region: the region, for messages.
     """
@@ -128,8 +132,15 @@ def _classify_aws(
         return ErrorVerdict(retry=False, reason=code, error=error)
     if code in DATA_API_RETRY_CODES:
         return ErrorVerdict(retry=True, reason=f"{code} (the database is resuming)")
+    if code in INSTANCE_PAUSED_CODES:
+        # Proof of "paused", not a failure: describing log files also starts the resume.
+        return ErrorVerdict(
+            retry=True, reason="DBInstanceNotReadyFault (the instance is paused)", proves_paused=True
+        )
     if where == "rds-data":
         return _classify_data_api(code, message, cluster=cluster)
+    if where.startswith("secretsmanager:"):
+        return _classify_secrets(code, http_status, message, where=where, cluster=cluster)
     if code in ("InvalidDBClusterCapacityFault", "InvalidParameterValue", "InvalidParameterCombination"):
         parameter = "capacity" if where == "rds:ModifyCurrentDBClusterCapacity" else where
         error = InvalidParameterError(parameter, message or code, f"AWS rejected the request ({code})")
@@ -196,6 +207,33 @@ def _classify_data_api(code: str, message: str, *, cluster: str | None) -> Error
     error = AwsApiError(
         f"the Data API call for DB cluster {cluster!r} failed: {code}: {message}; check the "
         "secret ARN, the database name and the cluster ARN"
+    )
+    return ErrorVerdict(retry=False, reason=code, error=error)
+
+
+def _classify_secrets(
+    code: str, http_status: int | None, message: str, *, where: str, cluster: str | None
+) -> ErrorVerdict:
+    """Secrets Manager's answers to reading a cluster's managed master secret.
+
+    AWS's messages for these codes name the secret, never its value.
+    """
+    if code == "DecryptionFailure":
+        error: AuroraWakeError = AwsPermissionError("kms:Decrypt", message)
+        return ErrorVerdict(retry=False, reason=code, error=error)
+    if code in ("ResourceNotFoundException", "InvalidRequestException"):
+        # InvalidRequestException: the secret is scheduled for deletion.
+        error = DatabaseConfigurationError(
+            f"the managed master secret of DB cluster {cluster!r} cannot be read ({code}: {message}): "
+            "check that RDS still manages the master password (ManageMasterUserPassword) and that "
+            "the secret is not deleted, or log in with a password of your own instead"
+        )
+        return ErrorVerdict(retry=False, reason=code, error=error)
+    if (http_status is not None and http_status >= 500) or code == "InternalServiceError":
+        reason = f"Secrets Manager {http_status or ''} {code}".replace("  ", " ")
+        return ErrorVerdict(retry=True, reason=reason)
+    error = AwsApiError(
+        f"{where} failed for the managed master secret of DB cluster {cluster!r}: {code}: {message}"
     )
     return ErrorVerdict(retry=False, reason=code, error=error)
 

@@ -56,7 +56,8 @@ def classify_error(
     """Decide whether ``exc`` can still pass (retry) or must fail the wait now.
 
     :param exc: the exception raised by an RDS call, a Data API call or a database driver.
-    :param where: ``rds:<Action>``, ``rds-data``, ``postgresql`` or ``mysql``.
+    :param where: ``rds:<Action>``, ``rds-data``, ``secretsmanager:GetSecretValue``,
+        ``postgresql`` or ``mysql``.
     :param may_be_paused: the cluster may be paused or resuming (v2 with auto-pause, v1 at
         capacity 0): a PostgreSQL ``28000`` "no pg_hba.conf entry" is then waited out for
         :data:`LOGIN_REFUSAL_WINDOW`; elsewhere it fails at once, like every refused login.

@@ -21,7 +21,7 @@ from airflow_aurora_wake.core.errors.exceptions import (
 )
 from airflow_aurora_wake.core.errors.redaction import redact, safe_error_text
 
-__all__ = ["classify_database"]
+__all__ = ["classify_database", "is_password_refusal"]
 
 E = TypeVar("E", bound=BaseException)
 
@@ -39,6 +39,11 @@ _PG_RETRY_REASONS = {
     "57P01": "57P01 admin shutdown",
     "57P02": "57P02 crash shutdown",
 }
+#: The answers of a server that is up and refuses the password itself: PostgreSQL 28P01
+#: (invalid_password) and MySQL 1045 (access denied). Other refusals (an unknown role, pg_hba,
+#: host not allowed) do not change with the password.
+_PG_PASSWORD_REFUSAL = "28P01"
+_MYSQL_PASSWORD_REFUSAL = 1045
 # MySQL login refusals: 1045 access denied, 1698 access denied without password, 1130 host not
 # allowed. (1044, "access denied to database", is what a non-admin user gets for a database that
 # does not exist too: it is reported with the database name, see _classify_mysql.)
@@ -85,6 +90,26 @@ def classify_database(
     if driver_verdict is not None:
         return driver_verdict
     return _classify_network(exc, target=target, secrets=secrets)
+
+
+def is_password_refusal(exc: BaseException) -> bool:
+    """Whether ``exc`` is a database server refusing the password (28P01, or MySQL 1045).
+
+    What a rotated managed master password looks like to a client that read the secret a
+    moment too early; everything else a login can fail with is not about the password.
+
+    :param exc: the driver's exception.
+    """
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and type(exc).__module__.startswith("asyncpg"):
+        return sqlstate == _PG_PASSWORD_REFUSAL
+    try:
+        import pymysql
+    except ImportError:  # pragma: no cover - aiomysql depends on PyMySQL
+        return False
+    return (
+        isinstance(exc, pymysql.err.MySQLError) and bool(exc.args) and exc.args[0] == _MYSQL_PASSWORD_REFUSAL
+    )
 
 
 def _name_not_found_verdict(

@@ -278,6 +278,10 @@ class ErrorVerdict:
         (``login-refused``, ``name-not-found``: answers that are misconfiguration or a passing
         state); the caller measures how long answers of that kind last and passes it back as
         ``grace_spent`` to :func:`~airflow_aurora_wake.core.errors.classify_error`.
+    :param proves_paused: the answer proves an instance of the cluster paused (or resuming):
+        ``DBInstanceNotReadyFault`` from ``DescribeDBLogFiles``. The caller records it as
+        :attr:`~airflow_aurora_wake.core.cluster.ClusterSnapshot.seen_paused`, which makes the
+        28000 login refusal a resuming front end gives a tolerated answer.
     """
 
     retry: bool
@@ -285,3 +289,4 @@ class ErrorVerdict:
     throttled: bool = False
     error: AuroraWakeError | None = None
     grace: str | None = None
+    proves_paused: bool = False

@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 
 from airflow_aurora_wake.core.cluster import StatusCategory
-from airflow_aurora_wake.core.errors import TransientError, raise_if_fatal
-from airflow_aurora_wake.core.probes import DatabaseTarget, probe_once
+from airflow_aurora_wake.core.errors import TransientError
 from airflow_aurora_wake.core.rds import AWS_CALL_TIMEOUT, RdsCalls, describe_cluster
 from airflow_aurora_wake.core.wait.decision import Next, Observation, decide, describe_snapshot
+from airflow_aurora_wake.core.wait.probing import Prober, ProbeRound
 from airflow_aurora_wake.core.wait.request import CheckOutcome, ReadyReport, WaitRequest, WaitResources
 
 __all__ = ["check_ready_once"]
@@ -81,10 +81,12 @@ async def _check(
     grace_since: dict[str, float],
 ) -> CheckOutcome:
     identifier = request.db_cluster_identifier
+    prober = Prober(request, resources)
     async with AsyncExitStack() as stack:
         rds = await stack.enter_async_context(resources.rds_client())
         try:
             snapshot = await describe_cluster(rds, identifier, region_name=request.region_name, calls=calls)
+            members = await prober.list_members(rds, calls=calls, timeout=None)
         except TransientError as exc:
             reason = exc.verdict.reason
             return CheckOutcome(
@@ -100,40 +102,42 @@ async def _check(
                 else None
             ),
             seen_up=seen_up,
+            instances=request.instances,
+            members=members,
         )
         decision = decide(seen)
         if decision.next is Next.FAIL:
             assert decision.error is not None
             raise decision.error
+        data_api = request.data_api_target(snapshot)  # a missing secret fails before any waiting
         if decision.next is not Next.PROBE:
             return CheckOutcome(
                 False, f"{describe_snapshot(snapshot)}; waiting", snapshot, rds_calls=calls.as_dict()
             )
-        target: DatabaseTarget | None = None
+        grace_spent = {kind: clock() - since for kind, since in grace_since.items()}
         try:
             rds_data = None
             if request.probe == "data-api":
                 rds_data = await stack.enter_async_context(resources.rds_data_client())
-            else:
-                target = await resources.database_target(snapshot)
-            probed = request.data_api_target or target
-            assert probed is not None
-            endpoint = await probe_once(
-                snapshot, probed, timeout=request.connect_timeout, rds_data_client=rds_data, calls=calls
+            probed = await prober.run(
+                snapshot,
+                members,
+                timeout=request.connect_timeout,
+                rds_data=rds_data,
+                calls=calls,
+                data_api=data_api,
+                grace_spent=grace_spent,
             )
         except Exception as exc:
-            verdict = raise_if_fatal(
-                exc,
-                where=request.probe_source(snapshot),
-                may_be_paused=snapshot.may_be_paused,
-                grace_spent={kind: clock() - since for kind, since in grace_since.items()},
-                cluster=identifier,
-                region=request.region_name,
-                target=target.describe() if target else None,
-                secrets=[target.password] if target else (),
-            )
-            if verdict.grace is not None:
-                grace_since.setdefault(verdict.grace, clock())
+            # The client or a target could not be made (a connection that does not fit, ...).
+            probed = ProbeRound(verdicts=(prober.verdict(exc, snapshot, None, grace_spent),))
+        if probed.nothing_to_probe:
+            return CheckOutcome(False, decision.message, snapshot, rds_calls=calls.as_dict())
+        if not probed.answered:
+            for failed in probed.verdicts:
+                if failed.grace is not None:
+                    grace_since.setdefault(failed.grace, clock())
+            verdict = probed.verdicts[0]
             return CheckOutcome(
                 False,
                 f"{describe_snapshot(snapshot)}; not ready yet ({verdict.reason})",
@@ -142,7 +146,10 @@ async def _check(
                 retry_reason=verdict.reason,
                 grace_since=grace_since,
             )
-        decision = decide(dataclasses.replace(seen, database_answered=True))
+        endpoint = probed.endpoint
+        decision = decide(
+            dataclasses.replace(seen, database_answered=True, answered_members=probed.answered_members)
+        )
         if decision.next is not Next.READY:
             return CheckOutcome(False, decision.message, snapshot, endpoint, calls.as_dict())
         now = clock()
@@ -156,5 +163,8 @@ async def _check(
             engine=snapshot.engine,
             endpoint=endpoint,
             probe=request.probe,
+            instances=request.instances,
+            reached=probed.reached,
+            note=probed.note,
         )
         return CheckOutcome(True, decision.message, snapshot, endpoint, calls.as_dict(), report=report)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from airflow_aurora_wake.core.cluster import ClusterSnapshot, StatusCategory
+from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot, StatusCategory
 from airflow_aurora_wake.core.errors import ClusterStateError
+from airflow_aurora_wake.core.instances import InstanceSnapshot, InstanceState
 
 __all__ = ["Decision", "Next", "Observation", "decide", "describe_snapshot"]
 
@@ -41,6 +42,11 @@ class Observation:
     :param stopped_for: seconds the cluster has been seen ``stopped`` (``None``: not stopped or unknown).
     :param seen_up: the status in which this wait saw the cluster up (available or on its way)
         before, if any: a cluster stopped after that was stopped during the wait.
+    :param instances: what must answer: ``writer``, ``reader`` or ``all`` (see
+        :class:`~airflow_aurora_wake.core.wait.request.WaitRequest`).
+    :param members: for ``all``, the cluster's DB instances as last listed (``None``: not yet).
+    :param answered_members: for ``all``, the instances whose endpoint answered ``SELECT 1`` in
+        the probe round ``database_answered`` speaks of.
     """
 
     snapshot: ClusterSnapshot
@@ -50,6 +56,9 @@ class Observation:
     answered_while_waking: bool = False
     stopped_for: float | None = None
     seen_up: str | None = None
+    instances: str = "writer"
+    members: tuple[InstanceSnapshot, ...] | None = None
+    answered_members: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,8 @@ class Decision:
     :param message: the sentence for the log.
     :param error: the error to raise, with :attr:`Next.FAIL`.
     :param recheck_after: decide again after this many seconds even without a new describe.
+    :param waiting_for: the DB instances (``instances="all"``) that keep the wait from being
+        ready, each with why.
     """
 
     next: Next
@@ -68,6 +79,7 @@ class Decision:
     message: str
     error: ClusterStateError | None = None
     recheck_after: float | None = None
+    waiting_for: tuple[str, ...] = ()
 
 
 def describe_snapshot(snapshot: ClusterSnapshot) -> str:
@@ -92,6 +104,14 @@ def decide(seen: Observation) -> Decision:
     category = snapshot.category
     if category is StatusCategory.FAILED:
         return Decision(Next.FAIL, "failed", line, ClusterStateError(snapshot.identifier, snapshot.status))
+    if seen.instances != "writer" and snapshot.kind is ClusterKind.SERVERLESS_V1:
+        why = (
+            f"a Serverless v1 cluster has no reader and no DB instances, so instances={seen.instances!r} "
+            "cannot be waited for: wait with instances='writer'"
+        )
+        return Decision(
+            Next.FAIL, "failed", line, ClusterStateError(snapshot.identifier, snapshot.status, why)
+        )
     if category is StatusCategory.STOPPED:
         return _decide_stopped(seen, line)
     if category is StatusCategory.WAKING:
@@ -101,6 +121,10 @@ def decide(seen: Observation) -> Decision:
         # A start ends when the database accepts connections, up to a describe interval before
         # RDS shows it; a refused connection is free, so the probe watches for the end.
         return Decision(Next.PROBE, state, f"{line}; waiting for it")
+    if seen.instances == "all":
+        by_instance = _decide_members(seen, line)
+        if by_instance is not None:
+            return by_instance
     if seen.database_answered:
         if snapshot.shows_ready:
             return Decision(Next.READY, "ready", f"{line}; ready")
@@ -131,3 +155,43 @@ def _decide_stopped(seen: Observation, line: str) -> Decision:
             recheck_after=seen.stopped_grace - (seen.stopped_for or 0.0),
         )
     return Decision(Next.FAIL, "failed", line, ClusterStateError(seen.snapshot.identifier, "stopped", why))
+
+
+def _decide_members(seen: Observation, line: str) -> Decision | None:
+    """The decision that the DB instances of an ``instances="all"`` wait impose, if any.
+
+    An instance that is not serving (``creating``, ``modifying``, ...) keeps the wait from being
+    ready even when the cluster says ``available``, and so does one that has not answered yet;
+    one that waiting cannot repair fails the wait.
+    """
+    snapshot = seen.snapshot
+    members = seen.members
+    for member in members or ():
+        if member.state is InstanceState.FAILED:
+            why = (
+                f"its DB instance {member.identifier!r} is {member.status!r}, which waiting cannot "
+                "end: repair or replace that instance, or wait with instances='writer' or 'reader'"
+            )
+            return Decision(
+                Next.FAIL, "failed", line, ClusterStateError(snapshot.identifier, snapshot.status, why)
+            )
+    if members is None:
+        waiting = ["its DB instances (not listed yet)"]
+    elif not members:
+        waiting = ["its DB instances (DescribeDBInstances lists none yet)"]
+    else:
+        waiting = [member.describe() for member in members if member.state is not InstanceState.SERVING]
+    if seen.database_answered:
+        waiting += [
+            f"{member.identifier} (its endpoint has not answered yet)"
+            for member in members or ()
+            if member.state is InstanceState.SERVING and member.identifier not in seen.answered_members
+        ]
+    if not waiting:
+        return None
+    message = f"{line}; waiting for DB instance {', '.join(waiting)}"
+    # One state for a set of waiting instances, whether the others answered or are being probed:
+    # a reader created for ten minutes is told once, not once per probe.
+    state = "instances:" + ",".join(sorted(waiting))
+    step = Next.DESCRIBE if seen.database_answered else Next.PROBE
+    return Decision(step, state, message, waiting_for=tuple(waiting))

@@ -19,16 +19,17 @@ from typing import Any
 
 from airflow_aurora_wake.core.cluster import ClusterSnapshot, StatusCategory
 from airflow_aurora_wake.core.errors import (
-    ErrorVerdict,
     TransientError,
     WaitDiagnosis,
     classify_error,
     raise_if_fatal,
 )
-from airflow_aurora_wake.core.probes import DatabaseTarget, probe_once
+from airflow_aurora_wake.core.instances import InstanceSnapshot
+from airflow_aurora_wake.core.probes import DataApiTarget
 from airflow_aurora_wake.core.rds import AWS_CALL_TIMEOUT, RdsCalls, describe_cluster
 from airflow_aurora_wake.core.retry import AWS_RETRY, DATA_API_RETRY, PROBE_RETRY, Backoff, RetryPolicy
 from airflow_aurora_wake.core.wait.decision import Decision, Next, Observation, decide
+from airflow_aurora_wake.core.wait.probing import Prober, ProbeRound, failure_message
 from airflow_aurora_wake.core.wait.request import LogCallback, ReadyReport, WaitRequest, WaitResources
 
 __all__ = ["WAKING_DESCRIBE_STRETCH", "Poller", "Waiter"]
@@ -86,7 +87,11 @@ class Poller:
         self.calls = RdsCalls()
         self.attempts = 0
         self.snapshot: ClusterSnapshot | None = None
-        self.target: DatabaseTarget | None = None
+        self.prober = Prober(request, resources)
+        #: With instances="all": the DB instances as last listed, and the last round that answered.
+        self.members: tuple[InstanceSnapshot, ...] | None = None
+        self.round = ProbeRound()
+        self.data_api: DataApiTarget | None = None
         self.endpoint: str | None = None
         self.last_describe_at: float | None = None
         self.last_probe_error: str | None = None
@@ -189,6 +194,9 @@ class Poller:
                         engine=snapshot.engine,
                         endpoint=endpoint,
                         probe=self.request.probe,
+                        instances=self.request.instances,
+                        reached=self.round.reached,
+                        note=self.round.note,
                     )
                 )
 
@@ -277,6 +285,11 @@ class Poller:
                         seen=self.snapshot is not None,
                         timeout=min(AWS_CALL_TIMEOUT, max(0.0, self._latest_deadline() - loop.time())),
                     )
+                    members = await self.prober.list_members(
+                        rds,
+                        calls=self.calls,
+                        timeout=min(AWS_CALL_TIMEOUT, max(0.0, self._latest_deadline() - loop.time())),
+                    )
                 except TransientError as exc:
                     reason = exc.verdict.reason
                     self.last_rds_error = reason
@@ -293,13 +306,16 @@ class Poller:
                 else:
                     rds_backoff.reset()
                     self.last_rds_error = None
-                    self.snapshot = described
+                    self.snapshot, self.members = described, members
+                    # A data-api probe without a secret of its own fails here, before any waiting.
+                    self.data_api = request.data_api_target(described)
                     fresh = True
                     self.last_describe_at = loop.time()
                     next_describe_at = self.last_describe_at + request.describe_interval
                     if (
                         described.category is StatusCategory.WAKING
                         and request.probe == "connection"
+                        and request.instances != "all"  # its probes wait for the instances' status
                         and not answered
                         and not answered_while_waking
                     ):
@@ -323,6 +339,9 @@ class Poller:
                 answered_while_waking=answered_while_waking,
                 stopped_for=None if stopped_since is None else now - stopped_since,
                 seen_up=seen_up,
+                instances=request.instances,
+                members=self.members,
+                answered_members=self.round.answered_members,
             )
             decision = decide(seen)
             if not stopped:
@@ -357,22 +376,33 @@ class Poller:
             waking = snapshot.category is StatusCategory.WAKING
             self.attempts += 1
             self.probe_started_at = loop.time()
+            grace_spent = {kind: loop.time() - since for kind, since in grace_since.items()}
             try:
-                await self._probe(snapshot, rds_data, bound)
-            except Exception as exc:
-                verdict = raise_if_fatal(
-                    exc,
-                    where=request.probe_source(snapshot),
-                    may_be_paused=snapshot.may_be_paused,
-                    grace_spent={kind: loop.time() - since for kind, since in grace_since.items()},
-                    cluster=request.db_cluster_identifier,
-                    region=request.region_name,
-                    target=self.target.describe() if self.target else None,
-                    secrets=[self.target.password] if self.target else (),
+                probed = await self.prober.run(
+                    snapshot,
+                    self.members,
+                    timeout=bound,
+                    rds_data=rds_data,
+                    calls=self.calls,
+                    data_api=self.data_api,
+                    grace_spent=grace_spent,
                 )
-                if verdict.grace is not None:
-                    grace_since.setdefault(verdict.grace, loop.time())
-                self.last_probe_error = verdict.reason
+            except Exception as exc:
+                # Building a target failed (a connection that does not fit the cluster, ...).
+                probed = ProbeRound(verdicts=(self.prober.verdict(exc, snapshot, None, grace_spent),))
+            finally:
+                self.probe_started_at = None
+            if probed.nothing_to_probe:
+                # No DB instance serves yet (nothing was tried): only a describe can show one.
+                self.attempts -= 1
+                next_probe_at = next_describe_at
+                continue
+            if not probed.answered:
+                for failed in probed.verdicts:
+                    if failed.grace is not None:
+                        grace_since.setdefault(failed.grace, loop.time())
+                verdict = probed.verdicts[0]
+                self.last_probe_error = "; ".join(failed.reason for failed in probed.verdicts)
                 policy = _WAKING_PROBE_RETRY if waking else probe_policy
                 next_probe_at = loop.time() + probe_backoff.delay(
                     throttled=verdict.throttled, policy=policy, rng=self.rng
@@ -380,14 +410,22 @@ class Poller:
                 if not waking:
                     # Numbers (timeouts, attempt counts) do not make a new state: log each kind once.
                     state_key = "probe:" + _NUMBERS.sub("#", verdict.reason)
-                    self._state(state_key, self._probe_failure_message(snapshot, verdict))
+                    self._state(state_key, failure_message(request, snapshot, verdict, self.attempts))
                 continue
-            finally:
-                self.probe_started_at = None
-            if decide(dataclasses.replace(seen, database_answered=True)).next is Next.READY:
+            self.round, self.endpoint = probed, probed.endpoint
+            after = decide(
+                dataclasses.replace(seen, database_answered=True, answered_members=probed.answered_members)
+            )
+            if after.next is Next.READY:
                 # The last describe showed the cluster ready and a real SELECT 1 just ran.
                 await self._deliver_ready()
                 return
+            if after.waiting_for:
+                # DB instances that do not serve yet: only a describe can show them serving.
+                self.last_probe_error = f"waiting for DB instance {', '.join(after.waiting_for)}"
+                self._announce(after)
+                next_probe_at = next_describe_at
+                continue
             # RDS did not show it ready: describe once more, now, to confirm.
             answered = True
             next_describe_at = loop.time()
@@ -406,21 +444,3 @@ class Poller:
         ):
             return
         self._state(decision.state, decision.message)
-
-    def _probe_failure_message(self, snapshot: ClusterSnapshot, verdict: ErrorVerdict) -> str:
-        reason = f"{verdict.reason}, attempt {self.attempts}"
-        timed_out = "timed out" in verdict.reason or "resuming" in verdict.reason
-        if timed_out and snapshot.may_be_paused:
-            first = "Data API call" if self.request.probe == "data-api" else "connection attempt"
-            return f"{first} started the resume; waiting ({reason})"
-        return f"not ready yet; retrying ({reason})"
-
-    async def _probe(self, snapshot: ClusterSnapshot, rds_data: Any, bound: float) -> None:
-        request = self.request
-        if request.probe == "connection" and self.target is None:
-            self.target = await self.resources.database_target(snapshot)
-        probed = request.data_api_target or self.target
-        assert probed is not None
-        self.endpoint = await probe_once(
-            snapshot, probed, timeout=bound, rds_data_client=rds_data, calls=self.calls
-        )

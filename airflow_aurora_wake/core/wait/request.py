@@ -12,16 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot
-from airflow_aurora_wake.core.probes import DataApiTarget, DatabaseTarget
+from airflow_aurora_wake.core.probes import DataApiTarget, DatabaseTarget, resolve_data_api_target
 from airflow_aurora_wake.core.validation import (
     resolve_cluster,
+    validate_instances,
     validate_non_negative_seconds,
     validate_optional_name,
     validate_positive_seconds,
     validate_probe_settings,
 )
 
-__all__ = ["CheckOutcome", "LogCallback", "ReadyReport", "WaitRequest", "WaitResources"]
+__all__ = ["CheckOutcome", "LogCallback", "ReachedEndpoint", "ReadyReport", "WaitRequest", "WaitResources"]
 
 LogCallback = Callable[[str], None]
 
@@ -37,8 +38,12 @@ class WaitRequest:
     :param describe_interval: at most one ``DescribeDBClusters`` per this many seconds.
     :param stopped_grace: how long a ``stopped`` cluster is waited on before failing (a start may
         have been requested and not show yet).
-    :param data_api_secret_arn: the secret for ``probe="data-api"``.
+    :param data_api_secret_arn: the secret for ``probe="data-api"`` (``None``: the cluster's
+        managed master secret).
     :param database: the database for the Data API probe.
+    :param instances: what must answer ``SELECT 1``: ``writer`` (the cluster endpoint),
+        ``reader`` (the reader endpoint) or ``all`` (every DB instance, each through its own
+        endpoint); the Data API reaches only the writer.
     """
 
     db_cluster_identifier: str
@@ -49,6 +54,7 @@ class WaitRequest:
     stopped_grace: float = 60.0
     data_api_secret_arn: str | None = None
     database: str | None = None
+    instances: Literal["writer", "reader", "all"] = "writer"
 
     def __post_init__(self) -> None:
         # An ARN becomes its plain name, and gives its region when none was given.
@@ -60,13 +66,18 @@ class WaitRequest:
         validate_positive_seconds(self.describe_interval, "describe_interval")
         validate_non_negative_seconds(self.stopped_grace, "stopped_grace")
         validate_optional_name(self.database, "database")
+        validate_instances(self.instances, self.probe)
 
-    @property
-    def data_api_target(self) -> DataApiTarget | None:
-        """The Data API login to probe with, for ``probe="data-api"``."""
-        if self.probe != "data-api" or self.data_api_secret_arn is None:
+    def data_api_target(self, snapshot: ClusterSnapshot) -> DataApiTarget | None:
+        """The Data API login to probe with, for ``probe="data-api"``; call it after each describe.
+
+        :param snapshot: the cluster as described (its managed secret stands in for a missing
+            ``data_api_secret_arn``).
+        :raises InvalidParameterError: no secret given and none managed by the cluster.
+        """
+        if self.probe != "data-api":
             return None
-        return DataApiTarget(self.data_api_secret_arn, self.database)
+        return resolve_data_api_target(snapshot, self.data_api_secret_arn, self.database)
 
     def probe_source(self, snapshot: ClusterSnapshot) -> str:
         """The ``where`` that classifies this wait's probe errors: ``rds-data`` or the engine family.
@@ -88,12 +99,35 @@ class WaitResources(Protocol):
         """Return an async context manager yielding an aiobotocore ``rds-data`` client."""
         ...
 
-    async def database_target(self, snapshot: ClusterSnapshot) -> DatabaseTarget:
+    async def database_target(
+        self, snapshot: ClusterSnapshot, *, host: str | None = None, port: int | None = None
+    ) -> DatabaseTarget:
         """Return the database to probe; fill host/port from the snapshot when not configured.
 
         :param snapshot: the cluster as described.
+        :param host: connect to this endpoint of the cluster instead, with the same login and
+            TLS settings (waits on the reader endpoint or on every instance).
+        :param port: that endpoint's port (``None``: the configured one, else the cluster's).
         """
         ...
+
+
+@dataclass(frozen=True)
+class ReachedEndpoint:
+    """One endpoint that answered ``SELECT 1`` in the probe round that made a wait ready.
+
+    :param endpoint: ``host:port`` (identifiers only, never a login).
+    :param role: ``reader-endpoint`` or ``instance``.
+    :param instance: the DB instance identifier, for an instance endpoint.
+    """
+
+    endpoint: str | None
+    role: str
+    instance: str | None = None
+
+    def as_xcom(self) -> dict[str, Any]:
+        """Return the JSON-serializable form."""
+        return {"endpoint": self.endpoint, "role": self.role, "instance": self.instance}
 
 
 @dataclass(frozen=True)
@@ -109,6 +143,10 @@ class ReadyReport:
     :param engine: the engine.
     :param endpoint: ``host:port`` that answered (or the cluster endpoint for the Data API).
     :param probe: ``connection`` or ``data-api``.
+    :param instances: what had to answer: ``writer``, ``reader`` or ``all``.
+    :param reached: with ``reader`` or ``all``, each endpoint that answered.
+    :param note: what the user should know about the endpoints reached, if anything (a reader
+        endpoint that reached the writer).
     """
 
     db_cluster_identifier: str
@@ -120,10 +158,18 @@ class ReadyReport:
     engine: str
     endpoint: str | None
     probe: str = "connection"
+    instances: str = "writer"
+    reached: tuple[ReachedEndpoint, ...] = ()
+    note: str | None = None
 
     def as_xcom(self) -> dict[str, Any]:
-        """Return the JSON-serializable report."""
-        return {
+        """Return the JSON-serializable report.
+
+        A wait on the reader endpoint or on every instance adds ``instances``, ``reached`` (each
+        endpoint that answered, with its DB instance) and ``note``; a wait on the writer keeps
+        the keys it always had.
+        """
+        report = {
             "ready_at": self.ready_at,
             "seconds_waited": round(self.seconds_waited, 3),
             "attempts": self.attempts,
@@ -132,6 +178,11 @@ class ReadyReport:
             "engine": self.engine,
             "endpoint": self.endpoint,
         }
+        if self.instances != "writer":
+            report["instances"] = self.instances
+            report["reached"] = [endpoint.as_xcom() for endpoint in self.reached]
+            report["note"] = self.note
+        return report
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,282 @@
+"""What a wait probes, and one round of probes: the writer, the reader endpoint or every instance.
+
+The shared poller and the sensor's check both run their probes through a :class:`Prober`, so
+the targets (the one builder, :func:`~airflow_aurora_wake.core.targets.build_target`, with the
+endpoint as a host override), the classification of failures and what "answered" means are the
+same on every path: a round has answered when every required endpoint ran ``SELECT 1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_aurora_wake.core.cluster import ClusterSnapshot
+from airflow_aurora_wake.core.errors import DatabaseConfigurationError, ErrorVerdict, raise_if_fatal
+from airflow_aurora_wake.core.instances import InstanceSnapshot, InstanceState
+from airflow_aurora_wake.core.probes import DataApiTarget, DatabaseTarget, probe_once
+from airflow_aurora_wake.core.rds import RdsCalls, describe_instances
+from airflow_aurora_wake.core.wait.request import ReachedEndpoint, WaitRequest, WaitResources
+
+__all__ = ["ProbeRound", "Prober", "failure_message"]
+
+#: Seconds the look-up that tells whether a reader endpoint reached the writer may take.
+_RESOLVE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One endpoint a round probes."""
+
+    target: DatabaseTarget | DataApiTarget
+    role: str  # "writer", "reader-endpoint" or "instance"
+    instance: str | None = None
+
+    def label(self) -> str:
+        if isinstance(self.target, DataApiTarget) or self.role == "writer":
+            return "writer"
+        endpoint = f"{self.target.host}:{self.target.port}"
+        if self.instance is not None:
+            return f"DB instance {self.instance} ({endpoint})"
+        return f"reader endpoint {endpoint}"
+
+
+@dataclass(frozen=True)
+class ProbeRound:
+    """The outcome of one round of probes.
+
+    :param endpoint: ``host:port`` that answered (several, comma-separated, for ``all``).
+    :param verdicts: the retryable failures, the one to report first; empty when every
+        endpoint probed answered.
+    :param reached: with ``reader`` or ``all``, each endpoint that answered.
+    :param answered_members: with ``all``, the DB instances whose endpoint answered.
+    :param note: what the user should know about what was reached (a reader endpoint that
+        reached the writer).
+    :param nothing_to_probe: with ``all``, no instance serves yet: the round probed nothing,
+        which is no answer (only a describe can show an instance serving).
+    """
+
+    endpoint: str | None = None
+    verdicts: tuple[ErrorVerdict, ...] = ()
+    reached: tuple[ReachedEndpoint, ...] = ()
+    answered_members: frozenset[str] = frozenset()
+    note: str | None = None
+    nothing_to_probe: bool = False
+
+    @property
+    def answered(self) -> bool:
+        """Every endpoint probed ran ``SELECT 1`` (and there was one to probe)."""
+        return not self.verdicts and not self.nothing_to_probe
+
+
+class Prober:
+    """The probes of one wait: which endpoints, built once each, and one round over them.
+
+    :param request: what to wait for (``instances`` says which endpoints must answer).
+    :param resources: builds the database targets (the one builder, with a host override).
+    """
+
+    def __init__(self, request: WaitRequest, resources: WaitResources) -> None:
+        self.request = request
+        self.resources = resources
+        self._targets: dict[tuple[str | None, int | None], DatabaseTarget] = {}
+
+    async def list_members(
+        self, rds: Any, *, calls: RdsCalls, timeout: float | None
+    ) -> tuple[InstanceSnapshot, ...] | None:
+        """List the cluster's DB instances when the wait is on all of them (``None`` otherwise).
+
+        :param rds: an aiobotocore RDS client.
+        :param calls: counts the call.
+        :param timeout: seconds the call may take.
+        :raises TransientError: throttling, 5xx or network trouble.
+        """
+        if self.request.instances != "all":
+            return None
+        request = self.request
+        return await describe_instances(
+            rds, request.db_cluster_identifier, region_name=request.region_name, calls=calls, timeout=timeout
+        )
+
+    def verdict(
+        self,
+        exc: Exception,
+        snapshot: ClusterSnapshot,
+        target: DatabaseTarget | DataApiTarget | None,
+        grace_spent: Mapping[str, float],
+    ) -> ErrorVerdict:
+        """Classify a probe failure; raise it when waiting cannot help (call it in ``except``).
+
+        :param exc: the failure.
+        :param snapshot: the cluster as described.
+        :param target: the target that failed, if known (named in messages, its secrets kept out).
+        :param grace_spent: per grace window, seconds since this wait's first answer under it.
+        """
+        database = target if isinstance(target, DatabaseTarget) else None
+        return raise_if_fatal(
+            exc,
+            where=self.request.probe_source(snapshot),
+            may_be_paused=snapshot.may_be_paused,
+            grace_spent=grace_spent,
+            cluster=self.request.db_cluster_identifier,
+            region=self.request.region_name,
+            target=database.describe() if database else None,
+            secrets=database.secrets if database else (),
+        )
+
+    async def run(
+        self,
+        snapshot: ClusterSnapshot,
+        members: tuple[InstanceSnapshot, ...] | None,
+        *,
+        timeout: float,
+        rds_data: Any,
+        calls: RdsCalls,
+        data_api: DataApiTarget | None,
+        grace_spent: Mapping[str, float],
+    ) -> ProbeRound:
+        """Probe every endpoint the wait needs, at once, each within ``timeout``.
+
+        :param snapshot: the cluster as described.
+        :param members: with ``instances="all"``, its DB instances as last listed: each serving
+            one is probed through its own endpoint (the others keep the wait from being ready).
+        :param timeout: seconds each attempt may take.
+        :param rds_data: an aiobotocore ``rds-data`` client, for the Data API.
+        :param calls: counts the Data API calls.
+        :param data_api: the Data API login, for ``probe="data-api"``.
+        :param grace_spent: per grace window, seconds since this wait's first answer under it.
+        :raises AuroraWakeError: a failure waiting cannot fix (the first one met).
+        """
+        planned = await self._plan(snapshot, members, data_api)
+        if not planned:
+            return ProbeRound(nothing_to_probe=True)
+        results = await asyncio.gather(
+            *(
+                probe_once(snapshot, plan.target, timeout=timeout, rds_data_client=rds_data, calls=calls)
+                for plan in planned
+            ),
+            return_exceptions=True,
+        )
+        verdicts: list[ErrorVerdict] = []
+        reached: list[tuple[_Planned, str | None]] = []
+        for plan, result in zip(planned, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                verdict = self.verdict(result, snapshot, plan.target, grace_spent)
+                if len(planned) > 1 or plan.role != "writer":
+                    verdict = dataclasses.replace(verdict, reason=f"{plan.label()}: {verdict.reason}")
+                verdicts.append(verdict)
+            else:
+                reached.append((plan, result))
+        if verdicts:
+            return ProbeRound(verdicts=tuple(verdicts))
+        endpoints = [endpoint for _, endpoint in reached if endpoint]
+        return ProbeRound(
+            endpoint=", ".join(endpoints) if endpoints else None,
+            reached=tuple(
+                ReachedEndpoint(endpoint, plan.role, plan.instance)
+                for plan, endpoint in reached
+                if plan.role != "writer"
+            ),
+            answered_members=frozenset(plan.instance for plan, _ in reached if plan.instance is not None),
+            note=await self._note(snapshot, planned),
+        )
+
+    async def _plan(
+        self,
+        snapshot: ClusterSnapshot,
+        members: tuple[InstanceSnapshot, ...] | None,
+        data_api: DataApiTarget | None,
+    ) -> list[_Planned]:
+        instances = self.request.instances
+        if data_api is not None:
+            return [_Planned(data_api, "writer")]
+        if instances == "writer":
+            return [_Planned(await self._target(snapshot), "writer")]
+        if instances == "reader":
+            if not snapshot.reader_endpoint:
+                raise DatabaseConfigurationError(
+                    f"DB cluster {snapshot.identifier!r} reports no reader endpoint (ReaderEndpoint "
+                    "in DescribeDBClusters), so instances='reader' cannot be waited for: wait with "
+                    "instances='writer'"
+                )
+            return [_Planned(await self._target(snapshot, snapshot.reader_endpoint), "reader-endpoint")]
+        return [
+            _Planned(
+                await self._target(snapshot, member.endpoint, member.port), "instance", member.identifier
+            )
+            for member in members or ()
+            if member.state is InstanceState.SERVING and member.endpoint
+        ]
+
+    async def _target(
+        self, snapshot: ClusterSnapshot, host: str | None = None, port: int | None = None
+    ) -> DatabaseTarget:
+        """The target for one endpoint, built once per wait (the writer's with no override)."""
+        key = (host, port)
+        target = self._targets.get(key)
+        if target is None:
+            if host is None:
+                target = await self.resources.database_target(snapshot)
+            else:
+                target = await self.resources.database_target(snapshot, host=host, port=port)
+            self._targets[key] = target
+        return target
+
+    async def _note(self, snapshot: ClusterSnapshot, planned: list[_Planned]) -> str | None:
+        """With ``reader``: say so when the reader endpoint leads to the writer.
+
+        AWS points the reader endpoint of a cluster with no reader that serves at the writer, so
+        a wait on it is then a wait on the writer. The reader endpoint resolving to exactly the
+        addresses of the cluster (writer) endpoint tells it without any API call.
+        """
+        if self.request.instances != "reader" or not snapshot.endpoint or not planned:
+            return None
+        target = planned[0].target
+        assert isinstance(target, DatabaseTarget)
+        if snapshot.port is not None and target.port != snapshot.port:
+            return None
+        reader, writer = await asyncio.gather(_addresses(target.host), _addresses(snapshot.endpoint))
+        if not reader or not reader <= writer:
+            return None
+        return (
+            f"the reader endpoint {target.host} leads to the writer (it resolves to the cluster "
+            f"endpoint's address): DB cluster {snapshot.identifier} has no reader that serves, so AWS "
+            "routes reader connections to the writer"
+        )
+
+
+def failure_message(
+    request: WaitRequest, snapshot: ClusterSnapshot, verdict: ErrorVerdict, attempt: int
+) -> str:
+    """What a failed probe round tells the user (a timeout on a cluster that may be paused is
+    the resume it started).
+
+    :param request: the wait.
+    :param snapshot: the cluster as described.
+    :param verdict: the round's first retryable failure.
+    :param attempt: the probe attempt number.
+    """
+    reason = f"{verdict.reason}, attempt {attempt}"
+    timed_out = "timed out" in verdict.reason or "resuming" in verdict.reason
+    if timed_out and snapshot.may_be_paused:
+        first = "Data API call" if request.probe == "data-api" else "connection attempt"
+        return f"{first} started the resume; waiting ({reason})"
+    return f"not ready yet; retrying ({reason})"
+
+
+async def _addresses(host: str) -> frozenset[str]:
+    """The addresses ``host`` resolves to (empty when it does not resolve in time)."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout=_RESOLVE_SECONDS
+        )
+    except (OSError, asyncio.TimeoutError):
+        return frozenset()
+    return frozenset(str(info[4][0]) for info in infos)

@@ -53,11 +53,11 @@ SDIST_REQUIRED = [
     ".ci/run",
     f"{PACKAGE}/py.typed",
 ]
-# The demo runs this DAG from inside the package: the file in the wheel is the example's copy.
-DEMO_DAG = (
-    f"{PACKAGE}/demo/dags/example_aurora_serverless_wake.py",
-    "example_dags/example_aurora_serverless_wake.py",
-)
+# The demo runs these DAGs from inside the package: each file in the wheel is the example's copy.
+DEMO_DAGS = [
+    (f"{PACKAGE}/demo/dags/{name}", f"example_dags/{name}")
+    for name in ("example_aurora_serverless_wake.py", "example_aurora_warm_window.py")
+]
 
 problems: list[str] = []
 
@@ -136,9 +136,9 @@ def check_wheel(wheel: dict[str, bytes], repo: Path) -> str:
             found = parser.get(group, name, fallback=None)
             if found != value:
                 problems.append(f"wheel: entry point [{group}] {name} is {found!r}, expected {value!r}")
-    in_wheel, in_repo = DEMO_DAG
-    if in_wheel in wheel and wheel[in_wheel] != (repo / in_repo).read_bytes():
-        problems.append(f"wheel: {in_wheel} differs from {in_repo}")
+    for in_wheel, in_repo in DEMO_DAGS:
+        if in_wheel in wheel and wheel[in_wheel] != (repo / in_repo).read_bytes():
+            problems.append(f"wheel: {in_wheel} differs from {in_repo}")
     metadata = wheel.get(f"{dist_info}/METADATA", b"").decode()
     for line in ("Name: airflow-aurora-wake", "License-Expression: Apache-2.0", "Requires-Python: >=3.11"):
         if line not in metadata.splitlines():

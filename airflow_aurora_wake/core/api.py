@@ -303,8 +303,8 @@ async def wake_and_wait(
     :param connect_timeout: seconds per probe attempt (a resuming instance holds the connect).
     :param describe_interval: at most one DescribeDBClusters per this many seconds while waiting.
     :param stopped_grace: seconds a stopped cluster is waited on before failing.
-    :param wake: send the wake that fits the cluster first (v1 capacity, StartDBCluster, v2
-        ``DescribeDBLogFiles`` on the writer: grant ``rds:DescribeDBLogFiles``).
+    :param wake: send the wake that fits the cluster first (v1 capacity, StartDBCluster); a paused
+        v2 cluster is woken by the probe itself.
     :param start_if_stopped: start a stopped cluster (else fail at once).
     :param capacity: v1 capacity to request (default: the cluster's minimum valid capacity).
     :param log: receives each change of state once; never secrets.
@@ -320,9 +320,11 @@ async def wake_and_wait(
     resources = SessionWaitResources(settings, session)
     request = settings.request
     if settings.wake:
-        # No nudge: a v2 cluster is woken by DescribeDBLogFiles on its writer (no database
-        # access, no wasted hold), or else by the probe that follows.
-        options = WakeOptions(capacity=settings.capacity, start_if_stopped=settings.start_if_stopped)
+        # No nudge and no DescribeDBLogFiles: the probe that follows wakes a v2 cluster itself,
+        # without a wasted hold or another IAM action.
+        options = WakeOptions(
+            capacity=settings.capacity, start_if_stopped=settings.start_if_stopped, probe_follows=True
+        )
         try:
             async with resources.rds_client() as rds:
                 result = await wake_cluster(

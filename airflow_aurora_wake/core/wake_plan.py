@@ -57,6 +57,9 @@ class WakeOptions:
     :param data_api_secret_arn: secret for a Data API ``SELECT 1`` nudge (preferred when given).
     :param database: database for the Data API nudge.
     :param nudge_hold_seconds: how long a connection nudge holds its attempt open.
+    :param probe_follows: the caller probes the database right after the wake (``wake_and_wait``):
+        that probe wakes a paused v2 cluster itself, so no ``DescribeDBLogFiles`` is sent (and
+        ``rds:DescribeDBLogFiles`` is not needed).
     """
 
     capacity: int | None = None
@@ -67,6 +70,7 @@ class WakeOptions:
     data_api_secret_arn: str | None = None
     database: str | None = None
     nudge_hold_seconds: float = 3.0
+    probe_follows: bool = False
 
     def __post_init__(self) -> None:
         validate_capacity(self.capacity)
@@ -75,6 +79,7 @@ class WakeOptions:
         validate_bool(self.start_if_stopped, "start_if_stopped")
         validate_secret_arn(self.data_api_secret_arn)
         validate_positive_seconds(self.nudge_hold_seconds, "nudge_hold_seconds")
+        validate_bool(self.probe_follows, "probe_follows")
         if self.nudge_target is not None and not isinstance(self.nudge_target, DatabaseTarget):
             raise InvalidParameterError("nudge_target", self.nudge_target, "must be a DatabaseTarget or None")
 
@@ -192,7 +197,7 @@ def plan_wake(snapshot: ClusterSnapshot, options: WakeOptions) -> WakePlan:
                 f"cluster {name} may be paused (auto-pause); a connection attempt starts the resume",
                 options,
             )
-        if snapshot.writer_instance is not None:
+        if snapshot.writer_instance is not None and not options.probe_follows:
             # Nothing else can nudge: this needs no database access, only rds:DescribeDBLogFiles.
             return WakePlan(
                 snapshot,
@@ -206,6 +211,7 @@ def plan_wake(snapshot: ClusterSnapshot, options: WakeOptions) -> WakePlan:
             WakeAction.PROBE_WILL_WAKE,
             f"cluster {name} may be paused (auto-pause); no nudge configured: the readiness probe's "
             "first attempt will wake it",
+            options,
         )
     return WakePlan(
         snapshot,

@@ -62,18 +62,17 @@ def _assert_no_false_ready(emu: AuroraEmulator, name: str, ready_at: float) -> N
     assert ready_at >= connectable_at
 
 
-async def test_paused_v2_wakes_through_its_writer_log_files(emulator: AuroraEmulator) -> None:
+async def test_paused_v2_wakes_on_the_probe_connection(emulator: AuroraEmulator) -> None:
     logs: list[str] = []
     report = await wake_and_wait("sales", **_common(emulator, logs))
     _assert_no_false_ready(emulator, "sales", report.ready_at)
     assert report.kind.value == "serverless-v2" and report.engine == emulator.engine  # type: ignore[attr-defined]
     endpoint = emulator.cluster("sales")
     assert report.endpoint == f"{endpoint.host}:{endpoint.port}"
-    assert any(line.startswith("wake: describe-log-files") and "was paused" in line for line in logs)
+    assert any(line.startswith("wake: probe-will-wake") for line in logs)
     assert logs[-1].startswith("ready after")
     counters = emulator.counters()
     assert counters["rds_calls"].get("ModifyCurrentDBClusterCapacity", 0) == 0
-    assert counters["rds_calls"]["DescribeDBLogFiles"] == 1
     assert counters["connection_attempts"]["sales"] >= 1
 
 

@@ -75,15 +75,12 @@ def test_an_unknown_cluster_names_the_identifier_and_the_region(wait: Any) -> No
     assert "check the cluster identifier, the region" in message and "credentials" in message
 
 
-def test_a_paused_v2_cluster_is_woken_through_its_log_files_and_the_timeout_says_what_to_raise(
-    wait: Any,
-) -> None:
+def test_a_paused_v2_cluster_is_left_to_the_probe_and_the_timeout_says_what_to_raise(wait: Any) -> None:
     status, result, err = wait("sales", "--dsn", DSN, "--timeout", "2")
     assert status == EXIT_TIMEOUT and result["error"] == "timeout"
     assert (
-        "wake: describe-log-files: cluster sales may be paused (auto-pause); no nudge configured: "
-        "describing the log files of its writer instance sales-instance-1 (no database access) wakes "
-        "it: the writer was paused (DBInstanceNotReadyFault): its resume is under way"
+        "wake: probe-will-wake: cluster sales may be paused (auto-pause); no nudge configured: "
+        "the readiness probe's first attempt will wake it"
     ) in err
     assert "'sales' was not ready after" in result["message"]
     assert "raise the timeout" in result["message"].lower()

@@ -20,9 +20,7 @@ from aiobotocore.session import get_session
 from caller_words import airflow_words_in
 from core_fakes import ScriptedRds, aws_error, provisioned_description, v1_description, v2_description
 
-from airflow_aurora_wake.cli import main
 from airflow_aurora_wake.core.api import wake_and_wait
-from airflow_aurora_wake.core.cli import EXIT_MISCONFIGURED
 from airflow_aurora_wake.core.cluster import classify_cluster
 from airflow_aurora_wake.core.errors import AwsPermissionError, TransientError, classify_error
 from airflow_aurora_wake.core.probes import DatabaseTarget
@@ -75,6 +73,7 @@ def test_the_writer_comes_from_the_cluster_members(members: list[Any], expected:
         (PAUSABLE, WakeOptions(), WakeAction.DESCRIBE_LOG_FILES),
         (PAUSABLE, WakeOptions(nudge_target=NUDGE), WakeAction.NUDGE_CONNECTION),
         (PAUSABLE, WakeOptions(data_api_secret_arn=SECRET), WakeAction.NUDGE_DATA_API),
+        (PAUSABLE, WakeOptions(probe_follows=True), WakeAction.PROBE_WILL_WAKE),
         (v2_description(min_capacity=0), WakeOptions(), WakeAction.PROBE_WILL_WAKE),
         (with_members(v2_description(min_capacity=0.5), writer()), WakeOptions(), WakeAction.NONE),
         (with_members(provisioned_description(), writer()), WakeOptions(), WakeAction.NONE),
@@ -85,6 +84,7 @@ def test_the_writer_comes_from_the_cluster_members(members: list[Any], expected:
         "nothing-else-can-nudge",
         "a-connection-nudges-instead",
         "the-data-api-nudges-instead",
+        "a-probe-follows",
         "no-writer-known",
         "v2-that-cannot-pause",
         "provisioned",
@@ -244,50 +244,18 @@ async def test_access_denied_fails_at_once_naming_the_action(emu: AuroraEmulator
 
 @pytest.mark.emulator
 @pytest.mark.db
-async def test_wake_and_wait_wakes_a_paused_v2_cluster_through_its_log_files(
+async def test_wake_and_wait_leaves_the_wake_to_its_probe_and_needs_no_log_files_permission(
     emu: AuroraEmulator, dsn: str
 ) -> None:
+    # The probe that follows the wake wakes the cluster itself: no DescribeDBLogFiles, so a
+    # policy without rds:DescribeDBLogFiles works as before.
+    emu.set_faults(Faults(deny_actions=frozenset({"rds:DescribeDBLogFiles"})))
     logs: list[str] = []
     report = await wake_and_wait(
         "sales", endpoint_url=emu.endpoint_url, dsn=dsn, timeout=120, describe_interval=1, log=logs.append
     )
     ready_at = emu.ready_at("sales")
     assert ready_at is not None and report.ready_at >= ready_at  # no false ready
-    assert causes(emu, "sales") == ["log-files"]  # the wake, not the probe, started the resume
-    assert any(line.startswith("wake: describe-log-files") and "was paused" in line for line in logs)
-
-
-@pytest.mark.emulator
-@pytest.mark.db
-async def test_wake_and_wait_waits_out_the_28000_a_resuming_front_end_gives(pg_emu: AuroraEmulator) -> None:
-    pg_emu.set_resume_answers("sales", "pg-hba-refusal")
-    report = await wake_and_wait(
-        "sales", endpoint_url=pg_emu.endpoint_url, dsn=DSN["postgresql"], timeout=120, describe_interval=1
-    )
-    ready_at = pg_emu.ready_at("sales")
-    assert ready_at is not None and report.ready_at >= ready_at
-    assert causes(pg_emu, "sales") == ["log-files"]
-    # The 28000 really came to the probe during the resume the wake started, and was waited out.
-    assert pg_emu.counters()["resume_answers"]["sales"] >= 1
-
-
-@pytest.mark.emulator
-@pytest.mark.db
-async def test_wake_and_wait_denied_fails_before_any_probe(emu: AuroraEmulator, dsn: str) -> None:
-    emu.set_faults(Faults(deny_actions=frozenset({"rds:DescribeDBLogFiles"})))
-    with pytest.raises(AwsPermissionError, match="rds:DescribeDBLogFiles"):
-        await wake_and_wait("sales", endpoint_url=emu.endpoint_url, dsn=dsn, timeout=120)
-    assert emu.counters()["connection_attempts"]["sales"] == 0
-    assert causes(emu, "sales") == []
-
-
-@pytest.mark.emulator
-@pytest.mark.db
-def test_the_wait_command_names_the_denied_action(
-    emu: AuroraEmulator, dsn: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    emu.set_faults(Faults(deny_actions=frozenset({"rds:DescribeDBLogFiles"})))
-    status = main(["wait", "sales", "--dsn", dsn, "--endpoint-url", emu.endpoint_url])
-    out, err = capsys.readouterr()
-    assert status == EXIT_MISCONFIGURED
-    assert "grant rds:DescribeDBLogFiles" in out and "grant rds:DescribeDBLogFiles" in err
+    assert causes(emu, "sales") == ["connection"]
+    assert log_file_calls(emu, "sales") == 0
+    assert any(line.startswith("wake: probe-will-wake") for line in logs)

@@ -45,7 +45,7 @@ from faults_support import (
 from airflow_aurora_wake.core.api import wake_and_wait
 from airflow_aurora_wake.core.errors import DatabaseAuthenticationError
 from airflow_aurora_wake.core.errors import classify as error_classification
-from airflow_aurora_wake.emulator import ClusterSpec
+from airflow_aurora_wake.emulator import ClusterSpec, Faults
 from airflow_aurora_wake.emulator.config import DATA_API_RESUME_ANSWERS, RESUME_ANSWERS
 from airflow_aurora_wake.triggers.aurora_serverless import AuroraServerlessReadyTrigger
 
@@ -305,8 +305,9 @@ async def test_a_refusal_from_a_cluster_that_cannot_pause_fails_at_once(
     emulated: Any, login: Any, secret_guard: Any
 ) -> None:
     # A v2 cluster whose minimum capacity was raised above 0 cannot pause (RDS shows it), but
-    # the raise wakes it: it resumes, and answers 28000 meanwhile. That answer is then a login
-    # problem, not a resume: it fails at once.
+    # the raise wakes it: it resumes, and answers 28000 meanwhile. Only its writer's
+    # DescribeDBLogFiles can prove the resume (tests/core/test_wait_pause_evidence.py); denied
+    # that, the answer is a login problem, not a resume: it fails at once, naming the permission.
     cluster = emulated(
         kind="serverless-v2",
         state="paused",
@@ -316,6 +317,7 @@ async def test_a_refusal_from_a_cluster_that_cannot_pause_fails_at_once(
     identifiers = (cluster.identifier, POKE, WOKEN, PLAIN)
     for identifier in identifiers[1:]:
         add_twin(cluster, identifier, kind="serverless-v2", state="paused", iam_auth=login.iam)
+    cluster.emu.set_faults(Faults(deny_actions=frozenset({"rds:DescribeDBLogFiles"})))
     rds = cluster.emu.boto3_client("rds")
     for identifier in identifiers:
         cluster.emu.set_resume_answers(identifier, "pg-hba-refusal")
@@ -328,6 +330,7 @@ async def test_a_refusal_from_a_cluster_that_cannot_pause_fails_at_once(
     for error in errors:
         message = str(error)
         assert "so it is awake" in message and "Two causes" not in message, message
+        assert "granting rds:DescribeDBLogFiles" in message, message
     for identifier in identifiers:
         # Failed while the cluster still resumed, after one probe (asyncpg's "prefer" may make it
         # two connections: TLS, then once more in clear).

@@ -21,7 +21,7 @@ from airflow_aurora_wake.core.errors.exceptions import (
 )
 from airflow_aurora_wake.core.errors.redaction import redact, safe_error_text
 
-__all__ = ["classify_database", "is_password_refusal"]
+__all__ = ["classify_database", "is_password_refusal", "log_files_denied"]
 
 E = TypeVar("E", bound=BaseException)
 
@@ -109,6 +109,20 @@ def is_password_refusal(exc: BaseException) -> bool:
         return False
     return (
         isinstance(exc, pymysql.err.MySQLError) and bool(exc.args) and exc.args[0] == _MYSQL_PASSWORD_REFUSAL
+    )
+
+
+def log_files_denied(error: AuroraWakeError) -> DatabaseAuthenticationError:
+    """``error``, the 28000 refusal of a cluster that cannot pause, failed at once, with the clause
+    that tells how the wait could have told a resume apart.
+
+    The wait asked ``DescribeDBLogFiles`` on its own (the caller did not ask for it), so its
+    denial is not the failure: the refusal is, and the clause names the permission.
+
+    :param error: the refusal's error.
+    """
+    return DatabaseAuthenticationError(
+        f"{error}; granting rds:DescribeDBLogFiles lets the wait tell a resuming instance apart"
     )
 
 

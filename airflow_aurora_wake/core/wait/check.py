@@ -56,10 +56,19 @@ async def check_ready_once(
     """
     seconds = budget if budget is not None else request.connect_timeout + AWS_CALL_TIMEOUT
     calls = RdsCalls()
+    ends = asyncio.get_running_loop().time() + seconds
     try:
         return await asyncio.wait_for(
             _check(
-                request, resources, calls, waiting_since, attempt, clock, seen_up, dict(grace_since or {})
+                request,
+                resources,
+                calls,
+                waiting_since,
+                attempt,
+                clock,
+                seen_up,
+                dict(grace_since or {}),
+                ends,
             ),
             timeout=seconds,
         )
@@ -79,6 +88,7 @@ async def _check(
     clock: Callable[[], float],
     seen_up: str | None,
     grace_since: dict[str, float],
+    ends: float,
 ) -> CheckOutcome:
     identifier = request.db_cluster_identifier
     prober = Prober(request, resources)
@@ -127,6 +137,10 @@ async def _check(
                 calls=calls,
                 data_api=data_api,
                 grace_spent=grace_spent,
+                # Each check asks the writer again (one describe, at most one DescribeDBLogFiles):
+                # nothing but the grace window's start is carried from one check to the next.
+                rds=rds,
+                rds_deadline=ends,
             )
         except Exception as exc:
             # The client or a target could not be made (a connection that does not fit, ...).

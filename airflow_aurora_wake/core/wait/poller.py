@@ -29,7 +29,7 @@ from airflow_aurora_wake.core.probes import DataApiTarget
 from airflow_aurora_wake.core.rds import AWS_CALL_TIMEOUT, RdsCalls, describe_cluster
 from airflow_aurora_wake.core.retry import AWS_RETRY, DATA_API_RETRY, PROBE_RETRY, Backoff, RetryPolicy
 from airflow_aurora_wake.core.wait.decision import Decision, Next, Observation, decide
-from airflow_aurora_wake.core.wait.probing import Prober, ProbeRound, failure_message
+from airflow_aurora_wake.core.wait.probing import Prober, ProbeRound
 from airflow_aurora_wake.core.wait.request import LogCallback, ReadyReport, WaitRequest, WaitResources
 
 __all__ = ["WAKING_DESCRIBE_STRETCH", "Poller", "Waiter"]
@@ -386,6 +386,8 @@ class Poller:
                     calls=self.calls,
                     data_api=self.data_api,
                     grace_spent=grace_spent,
+                    rds=rds,  # the writer's evidence of a resume, kept by the prober for the wait
+                    rds_deadline=self._latest_deadline(),
                 )
             except Exception as exc:
                 # Building a target failed (a connection that does not fit the cluster, ...).
@@ -410,7 +412,7 @@ class Poller:
                 if not waking:
                     # Numbers (timeouts, attempt counts) do not make a new state: log each kind once.
                     state_key = "probe:" + _NUMBERS.sub("#", verdict.reason)
-                    self._state(state_key, failure_message(request, snapshot, verdict, self.attempts))
+                    self._state(state_key, self.prober.failure_message(snapshot, verdict, self.attempts))
                 continue
             self.round, self.endpoint = probed, probed.endpoint
             after = decide(

@@ -4,6 +4,12 @@ The shared poller and the sensor's check both run their probes through a :class:
 the targets (the one builder, :func:`~airflow_aurora_wake.core.targets.build_target`, with the
 endpoint as a host override), the classification of failures and what "answered" means are the
 same on every path: a round has answered when every required endpoint ran ``SELECT 1``.
+
+It also gathers the one RDS answer that proves a Serverless v2 writer paused or resuming
+(``DescribeDBLogFiles`` answering ``DBInstanceNotReadyFault``) when a probe meets the 28000
+"no pg_hba.conf entry" refusal on a cluster whose description says it cannot pause: a scaling
+change (a warm window raising ``MinCapacity`` from 0) resumes a paused cluster, whose front end
+gives that answer until the resume ends, while the description already shows a floor above 0.
 """
 
 from __future__ import annotations
@@ -13,19 +19,49 @@ import dataclasses
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
-from airflow_aurora_wake.core.cluster import ClusterSnapshot
-from airflow_aurora_wake.core.errors import DatabaseConfigurationError, ErrorVerdict, raise_if_fatal
+from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot
+from airflow_aurora_wake.core.errors import (
+    AuroraWakeError,
+    AwsPermissionError,
+    DatabaseConfigurationError,
+    ErrorVerdict,
+    TransientError,
+    classify_error,
+    log_files_denied,
+    raise_if_fatal,
+)
 from airflow_aurora_wake.core.instances import InstanceSnapshot, InstanceState
 from airflow_aurora_wake.core.probes import DataApiTarget, DatabaseTarget, probe_once
-from airflow_aurora_wake.core.rds import RdsCalls, describe_instances
+from airflow_aurora_wake.core.rds import AWS_CALL_TIMEOUT, RdsCalls, describe_instances, describe_log_files
 from airflow_aurora_wake.core.wait.request import ReachedEndpoint, WaitRequest, WaitResources
 
 __all__ = ["ProbeRound", "Prober", "failure_message"]
 
 #: Seconds the look-up that tells whether a reader endpoint reached the writer may take.
 _RESOLVE_SECONDS = 2.0
+#: The grace window (``core.errors.GRACE_WINDOWS``) of the 28000 refusal a resuming front end gives.
+_LOGIN_REFUSED = "login-refused"
+
+
+class _Evidence(Enum):
+    """What ``DescribeDBLogFiles`` on the writer said, asked about a 28000 refusal."""
+
+    PAUSED = "paused"  # DBInstanceNotReadyFault: paused or resuming; the 28000 grace applies
+    NOT_PAUSED = "not-paused"  # log files listed, or an error that proves nothing: fail at once
+    DENIED = "denied"  # no evidence; the failure names the permission that would give it
+    UNANSWERED = "unanswered"  # throttled, 5xx, no answer in time: asked again after a describe
+
+
+@dataclass(frozen=True)
+class _Asking:
+    """What asking RDS for that evidence needs on one path: its client, counter and deadline."""
+
+    rds: Any
+    calls: RdsCalls
+    deadline: float | None  # event-loop time; None: bounded by AWS_CALL_TIMEOUT alone
 
 
 @dataclass(frozen=True)
@@ -84,6 +120,21 @@ class Prober:
         self.request = request
         self.resources = resources
         self._targets: dict[tuple[str | None, int | None], DatabaseTarget] = {}
+        #: ``DescribeDBLogFiles`` proved the writer paused during this wait. Kept for the rest of
+        #: the wait: a later describe cannot tell (it still shows the raised floor).
+        self.seen_paused = False
+        #: The describe the evidence was last asked for, and its answer: asked at most once per
+        #: describe, however many probes (or endpoints of one round) meet the refusal.
+        self._asked: tuple[ClusterSnapshot, _Evidence] | None = None
+
+    def with_evidence(self, snapshot: ClusterSnapshot) -> ClusterSnapshot:
+        """``snapshot`` with this wait's proof of "paused", if it has one.
+
+        :param snapshot: the cluster as described.
+        """
+        if self.seen_paused and not snapshot.seen_paused:
+            return dataclasses.replace(snapshot, seen_paused=True)
+        return snapshot
 
     async def list_members(
         self, rds: Any, *, calls: RdsCalls, timeout: float | None
@@ -116,17 +167,120 @@ class Prober:
         :param target: the target that failed, if known (named in messages, its secrets kept out).
         :param grace_spent: per grace window, seconds since this wait's first answer under it.
         """
+        known = self.with_evidence(snapshot)
+        verdict = raise_if_fatal(exc, **self._context(known, target, grace_spent))
+        if verdict.grace == _LOGIN_REFUSED and not snapshot.may_be_paused:
+            # Tolerated only thanks to the writer's answer: say so where the wait tells why.
+            return dataclasses.replace(verdict, reason=f"{verdict.reason}; the writer is paused or resuming")
+        return verdict
+
+    def failure_message(self, snapshot: ClusterSnapshot, verdict: ErrorVerdict, attempt: int) -> str:
+        """:func:`failure_message` of this wait, knowing its proof of "paused".
+
+        :param snapshot: the cluster as described.
+        :param verdict: the round's first retryable failure.
+        :param attempt: the probe attempt number.
+        """
+        return failure_message(self.request, self.with_evidence(snapshot), verdict, attempt)
+
+    def _context(
+        self,
+        snapshot: ClusterSnapshot,
+        target: DatabaseTarget | DataApiTarget | None,
+        grace_spent: Mapping[str, float],
+        *,
+        may_be_paused: bool | None = None,
+    ) -> dict[str, Any]:
+        """The keyword arguments that classify a probe failure on this wait."""
         database = target if isinstance(target, DatabaseTarget) else None
-        return raise_if_fatal(
-            exc,
-            where=self.request.probe_source(snapshot),
-            may_be_paused=snapshot.may_be_paused,
-            grace_spent=grace_spent,
-            cluster=self.request.db_cluster_identifier,
-            region=self.request.region_name,
-            target=database.describe() if database else None,
-            secrets=database.secrets if database else (),
-        )
+        return {
+            "where": self.request.probe_source(snapshot),
+            "may_be_paused": snapshot.may_be_paused if may_be_paused is None else may_be_paused,
+            "grace_spent": grace_spent,
+            "cluster": self.request.db_cluster_identifier,
+            "region": self.request.region_name,
+            "target": database.describe() if database else None,
+            "secrets": database.secrets if database else (),
+        }
+
+    async def _judge(
+        self,
+        exc: Exception,
+        snapshot: ClusterSnapshot,
+        target: DatabaseTarget | DataApiTarget,
+        grace_spent: Mapping[str, float],
+        asking: _Asking,
+    ) -> ErrorVerdict:
+        """:meth:`verdict`, and for the 28000 refusal of a cluster that cannot pause, the writer's
+        evidence first: the same refusal from a resuming front end is waited out.
+
+        :raises AuroraWakeError: a failure waiting cannot fix.
+        """
+        try:
+            return self.verdict(exc, snapshot, target, grace_spent)
+        except AuroraWakeError as error:
+            if not self._pause_would_explain(exc, snapshot, target):
+                raise
+            evidence = await self._ask(snapshot, asking)
+            if evidence is _Evidence.PAUSED:
+                return self.verdict(exc, snapshot, target, grace_spent)
+            if evidence is _Evidence.UNANSWERED:
+                # Not known yet: tolerated as on a cluster that may be paused, so the grace
+                # window (from the first refusal) still bounds it; the next describe asks again.
+                verdict = raise_if_fatal(
+                    exc, **self._context(snapshot, target, grace_spent, may_be_paused=True)
+                )
+                return dataclasses.replace(
+                    verdict, reason=f"{verdict.reason}; DescribeDBLogFiles did not answer"
+                )
+            if evidence is _Evidence.DENIED:
+                raise log_files_denied(error) from None
+            raise
+
+    def _pause_would_explain(
+        self, exc: Exception, snapshot: ClusterSnapshot, target: DatabaseTarget | DataApiTarget
+    ) -> bool:
+        """Whether the writer's evidence could change this failure's verdict: a v2 cluster with a
+        known writer, described as unable to pause, and an answer the 28000 rule would wait out
+        on a cluster that may be paused (asked of the rule itself, not matched here again)."""
+        if self.with_evidence(snapshot).may_be_paused:
+            return False  # the rule already knew; its window is spent
+        if snapshot.kind is not ClusterKind.SERVERLESS_V2 or snapshot.writer_instance is None:
+            return False
+        paused = classify_error(exc, **self._context(snapshot, target, {}, may_be_paused=True))
+        return paused.grace == _LOGIN_REFUSED
+
+    async def _ask(self, snapshot: ClusterSnapshot, asking: _Asking) -> _Evidence:
+        """``DescribeDBLogFiles`` on the writer, once per describe; never raises what the user did
+        not ask for (a denied permission, an unknown instance): those only mean "no evidence"."""
+        if self._asked is not None and self._asked[0] is snapshot:
+            return self._asked[1]
+        writer = snapshot.writer_instance
+        assert writer is not None
+        loop = asyncio.get_running_loop()
+        left = AWS_CALL_TIMEOUT if asking.deadline is None else asking.deadline - loop.time()
+        evidence = _Evidence.UNANSWERED
+        try:
+            answered = await describe_log_files(
+                asking.rds,
+                self.request.db_cluster_identifier,
+                instance=writer,
+                region_name=self.request.region_name,
+                calls=asking.calls,
+                timeout=max(0.0, min(AWS_CALL_TIMEOUT, left)),
+            )
+        except TransientError:
+            pass
+        except AwsPermissionError:
+            evidence = _Evidence.DENIED
+        except AuroraWakeError:
+            evidence = _Evidence.NOT_PAUSED
+        else:
+            evidence = _Evidence.NOT_PAUSED if answered else _Evidence.PAUSED
+        if evidence is _Evidence.PAUSED:
+            self.seen_paused = True
+        self._asked = (snapshot, evidence)
+        return evidence
 
     async def run(
         self,
@@ -138,6 +292,8 @@ class Prober:
         calls: RdsCalls,
         data_api: DataApiTarget | None,
         grace_spent: Mapping[str, float],
+        rds: Any,
+        rds_deadline: float | None,
     ) -> ProbeRound:
         """Probe every endpoint the wait needs, at once, each within ``timeout``.
 
@@ -149,6 +305,10 @@ class Prober:
         :param calls: counts the Data API calls.
         :param data_api: the Data API login, for ``probe="data-api"``.
         :param grace_spent: per grace window, seconds since this wait's first answer under it.
+        :param rds: an aiobotocore RDS client, to ask the writer whether it is resuming when a
+            cluster that cannot pause answers 28000 (counted in ``calls``).
+        :param rds_deadline: event-loop time that call must end by (``None``: only
+            :data:`~airflow_aurora_wake.core.rds.AWS_CALL_TIMEOUT` bounds it).
         :raises AuroraWakeError: a failure waiting cannot fix (the first one met).
         """
         planned = await self._plan(snapshot, members, data_api)
@@ -167,7 +327,8 @@ class Prober:
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):
                     raise result
-                verdict = self.verdict(result, snapshot, plan.target, grace_spent)
+                asking = _Asking(rds, calls, rds_deadline)
+                verdict = await self._judge(result, snapshot, plan.target, grace_spent, asking)
                 if len(planned) > 1 or plan.role != "writer":
                     verdict = dataclasses.replace(verdict, reason=f"{plan.label()}: {verdict.reason}")
                 verdicts.append(verdict)

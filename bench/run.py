@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads(args.from_json.read_text())
         saved["goals"] = report.goals(saved)
         args.from_json.write_text(json.dumps(saved, indent=1, default=str) + "\n")
-        args.markdown.write_text(report.render(saved, json_path=args.from_json))
+        report.write_report(args.markdown, report.render(saved, json_path=args.from_json))
         print(f"re-rendered {args.markdown} from {args.from_json}")
         return 0
     config = settings(args)
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     results["goals"] = report.goals(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    args.markdown.write_text(report.render(results, json_path=args.json))
+    report.write_report(args.markdown, report.render(results, json_path=args.json))
     print(f"wrote {args.markdown} and {args.json} in {results['seconds']} s", flush=True)
     for goal in results["goals"]:
         print(f"  {goal['verdict']:4}  {goal['goal']}: {goal['measured']}  (peer: {goal['peer']})")

@@ -46,6 +46,8 @@ from airflow_aurora_wake.emulator.wire import (
 log = logging.getLogger(__name__)
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+#: The access key id of a SigV4 signature (the id only: the secret key never travels).
+_ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
 
 
 class EndpointBackend(Protocol):
@@ -158,7 +160,8 @@ class AwsEndpointApp:
         identifier = cluster_name(form.get("DBClusterIdentifier")) or tagged_cluster(form.get("ResourceName"))
         instance_owner = self._log_files_owner(action, form, region)
         identifier = identifier or (instance_owner.identifier if instance_owner else None)
-        self.backend.calls.count_rds_call(action, identifier)
+        key = _ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", "") or "")
+        self.backend.calls.count_rds_call(action, identifier, key.group(1) if key else None)
         fault = self.backend.injector.rds_fault(action, identifier, region)
         if fault is not None:
             return send(start_response, fault)

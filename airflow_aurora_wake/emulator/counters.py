@@ -1,4 +1,8 @@
-"""What the emulator counts: per cluster (connections, Data API calls) and per emulator (AWS calls)."""
+"""What the emulator counts: per cluster (connections, Data API calls) and per emulator (AWS calls).
+
+RDS calls are also counted per access key id, so a test that gives each client process its own
+key (two triggerers, a worker) can tell their calls apart on one endpoint.
+"""
 
 from __future__ import annotations
 
@@ -57,19 +61,28 @@ class CallCounters:
         self._lock = threading.Lock()
         self._rds_calls: Counter[str] = Counter()
         self._rds_calls_by_cluster: dict[str, Counter[str]] = {}
+        self._rds_calls_by_access_key: dict[str, Counter[str]] = {}
+        self._rds_calls_by_access_key_and_cluster: dict[str, dict[str, Counter[str]]] = {}
         self._data_api_calls: Counter[str] = Counter()
 
-    def count_rds_call(self, action: str, identifier: str | None) -> None:
+    def count_rds_call(self, action: str, identifier: str | None, access_key: str | None = None) -> None:
         """Count one RDS call (faulted ones included).
 
         :param action: the RDS action.
         :param identifier: the cluster it named, if any: its ``DBClusterIdentifier``, or for a
             tagging call the cluster of its ``ResourceName`` ARN.
+        :param access_key: the access key id that signed it, if it was signed (the id only,
+            never the secret key: the signature scope names it in clear).
         """
         with self._lock:
             self._rds_calls[action] += 1
             if identifier:
                 self._rds_calls_by_cluster.setdefault(identifier, Counter())[action] += 1
+            if access_key:
+                self._rds_calls_by_access_key.setdefault(access_key, Counter())[action] += 1
+                if identifier:
+                    by_cluster = self._rds_calls_by_access_key_and_cluster.setdefault(access_key, {})
+                    by_cluster.setdefault(identifier, Counter())[action] += 1
 
     def count_data_api_call(self, identifier: str) -> None:
         """Count one Data API call on a known cluster.
@@ -91,6 +104,11 @@ class CallCounters:
             result: dict[str, Any] = {
                 "rds_calls": dict(self._rds_calls),
                 "rds_calls_by_cluster": {k: dict(v) for k, v in self._rds_calls_by_cluster.items()},
+                "rds_calls_by_access_key": {k: dict(v) for k, v in self._rds_calls_by_access_key.items()},
+                "rds_calls_by_access_key_and_cluster": {
+                    key: {cluster: dict(actions) for cluster, actions in per_cluster.items()}
+                    for key, per_cluster in self._rds_calls_by_access_key_and_cluster.items()
+                },
                 "rds_faults": rds_faults,
                 "data_api_calls": dict(self._data_api_calls),
             }

@@ -424,11 +424,11 @@ class AuroraEmulator(ManagedPasswordMethods, ReaderMethods):
         """Counters of RDS calls, connections and Data API calls.
 
         Keys: ``rds_calls`` (by action), ``rds_calls_by_cluster`` (identifier -> action ->
-        count, where the call named a cluster, also by ARN), ``rds_faults`` (injected
-        error code -> count), ``connection_attempts``, ``connections_completed``,
-        ``connections_completed_at`` (identifier -> list of epoch times),
-        ``connections_abandoned``, ``connections_reset``, ``connections_failed_by_fault``
-        and ``data_api_calls`` (identifier -> count).
+        count, where the call named a cluster, also by ARN), ``rds_calls_by_access_key`` and
+        ``rds_calls_by_access_key_and_cluster``, ``rds_faults`` (injected error code -> count),
+        ``connection_attempts``, ``connections_completed``, ``connections_completed_at``
+        (identifier -> list of epoch times), ``connections_abandoned``, ``connections_reset``,
+        ``connections_failed_by_fault`` and ``data_api_calls`` (identifier -> count).
         """
         return self._backend.counters()
 

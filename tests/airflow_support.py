@@ -412,6 +412,33 @@ def trigger_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any
     yield runs
 
 
+#: A resume or start that lasts until the test ends it (see :func:`end_the_resume_once_deferred`).
+UNTIL_ENDED = 600.0
+
+
+def end_the_resume_once_deferred(monkeypatch: pytest.MonkeyPatch, emu: Any, identifier: str) -> None:
+    """End a cluster's (long) resume or start when the readiness trigger starts, not before.
+
+    The sensor's check in the worker then meets the resume whatever the machine's load, so it
+    defers; the trigger's probe finds the cluster ready. Use with :data:`UNTIL_ENDED` timings,
+    after :func:`trigger_runs` if both are used.
+
+    :param monkeypatch: The test's monkeypatch.
+    :param emu: The emulator.
+    :param identifier: The cluster.
+    """
+    from airflow_aurora_wake.triggers.aurora_serverless import AuroraServerlessReadyTrigger
+
+    current_run = AuroraServerlessReadyTrigger.run
+
+    async def run_after_the_resume(self: Any) -> AsyncIterator[Any]:
+        emu.wake(identifier)
+        async for event in current_run(self):
+            yield event
+
+    monkeypatch.setattr(AuroraServerlessReadyTrigger, "run", run_after_the_resume)
+
+
 def run_state(run: Any) -> str:
     """The state of a DAG run as a plain string (``success``, ``failed``...)."""
     return str(getattr(run.state, "value", run.state))

@@ -11,7 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow_support import run_state, set_aws_connection, task_states_and_xcoms
+from airflow_support import (
+    UNTIL_ENDED,
+    end_the_resume_once_deferred,
+    run_state,
+    set_aws_connection,
+    task_states_and_xcoms,
+)
 from example_support import load_example_dag
 
 pytestmark = [pytest.mark.airflow, pytest.mark.emulator, pytest.mark.db]
@@ -38,8 +44,9 @@ def test_dag_test_waits_through_the_data_api(
     trigger_runs: list[dict[str, Any]],
     engine: str,
 ) -> None:
-    # Long enough that the sensor's first probe (a second after the wake) meets the resume.
-    cluster = emulated(engine=engine, state="paused", data_api=True, timings={"resume_seconds": 5})
+    # The resume ends only once the sensor deferred: its check in the worker meets the resume.
+    cluster = emulated(engine=engine, state="paused", data_api=True, timings={"resume_seconds": UNTIL_ENDED})
+    end_the_resume_once_deferred(monkeypatch, cluster.emu, cluster.identifier)
     endpoint = cluster.emu.cluster(cluster.identifier)
     secret_arn = cluster.emu.create_secret("postgres" if engine == "postgresql" else "root", "")
     set_aws_connection(monkeypatch, cluster.emu, conn_id="aws_default")

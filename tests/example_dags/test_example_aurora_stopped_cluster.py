@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow_support import run_state, set_aws_connection, task_states_and_xcoms
+from airflow_support import (
+    UNTIL_ENDED,
+    end_the_resume_once_deferred,
+    run_state,
+    set_aws_connection,
+    task_states_and_xcoms,
+)
 from example_support import (
     load_example_dag,
     set_cluster_database_connection,
@@ -38,7 +44,11 @@ def test_dag_test_starts_waits_deferred_and_queries(
     trigger_runs: list[dict[str, Any]],
     engine: str,
 ) -> None:
-    cluster = emulated(kind="provisioned", engine=engine, state="stopped", timings={"start_seconds": 2})
+    # The start ends only once the sensor deferred: its check in the worker meets "starting".
+    cluster = emulated(
+        kind="provisioned", engine=engine, state="stopped", timings={"start_seconds": UNTIL_ENDED}
+    )
+    end_the_resume_once_deferred(monkeypatch, cluster.emu, cluster.identifier)
     conn_id = "aurora_pg" if engine == "postgresql" else "aurora_mysql"
     set_aws_connection(monkeypatch, cluster.emu, conn_id="aws_default")
     set_cluster_database_connection(monkeypatch, conn_id, cluster, engine=engine)

@@ -47,11 +47,13 @@ KINDS = {
     "serverless-v1": ("paused", "modify-capacity", "resume-requested", "ModifyCurrentDBClusterCapacity"),
     "provisioned": ("stopped", "start-db-cluster", "start-requested", "StartDBCluster"),
 }
-SLOW = {
-    "resume_seconds": 4.0,
-    "v1_capacity_seconds": 3.0,
+#: The resume (or start) lasts until the test ends it, once the recreated trigger is about to
+#: run: the sensor's check in the worker meets it whatever the machine's load, so it defers.
+UNTIL_ENDED = {
+    "resume_seconds": 600.0,
+    "v1_capacity_seconds": 600.0,
     "v1_connect_extra_seconds": 1.0,
-    "start_seconds": 4.0,
+    "start_seconds": 600.0,
 }
 
 
@@ -60,7 +62,7 @@ async def test_trigger_recreated_after_a_triggerer_dies(
     emulated: Any, login: Any, secret_guard: Any, kind: str
 ) -> None:
     state, action, wake_event, wake_call = KINDS[kind]
-    cluster = emulated(kind=kind, state=state, timings=SLOW, **login.cluster_kwargs())
+    cluster = emulated(kind=kind, state=state, timings=UNTIL_ENDED, **login.cluster_kwargs())
     woke = await run_operator(wake_operator(cluster), secret_guard)
     assert woke["action"] == action, woke
     task = ready_sensor(cluster)
@@ -83,6 +85,7 @@ async def test_trigger_recreated_after_a_triggerer_dies(
     # A new triggerer re-creates it from what Airflow stored.
     recreated = store_trigger(deferred.trigger, secret_guard)
     assert recreated.deadline == deferred.trigger.deadline  # the original absolute deadline
+    cluster.emu.wake(cluster.identifier)  # the resume (or start) the wake task began ends now
     payload = await first_event(recreated, secret_guard)
     assert payload["status"] == "success", payload
     result = resume(task, payload, secret_guard)

@@ -61,12 +61,31 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         worst = max((v for v in p95s.values() if v is not None), default=None)
         out.append(
             _goal(
-                "Lag p95 <= 1 s on every scenario",
+                "Lag p95 <= 0.5 s on every scenario",
                 ", ".join(f"{s} {_fmt(v, 2, ' s')}" for s, v in p95s.items()),
                 ", ".join(f"{s} {_fmt(a['lag']['p95'] if a else None, 2, ' s')}" for s, a in amazon.items()),
-                None if worst is None else worst <= 1.0 and all_completed,
+                None if worst is None else worst <= 0.5 and all_completed,
             )
         )
+        stopped = ours.get("stopped")
+        if stopped:
+            bare = _find(rows, "v2", "bare-connect")
+            peer_stopped = amazon.get("stopped")
+            out.append(
+                _goal(
+                    "Stopped clusters: lag p95 <= 0.2 s",
+                    f"{_fmt(stopped['lag']['p95'], 2, ' s')} (p50 {_fmt(stopped['lag']['p50'], 2, ' s')}, "
+                    f"max {_fmt(stopped['lag']['max'], 2, ' s')}; "
+                    f"{stopped['completed']}/{stopped['waits']} ready)",
+                    (f"Amazon {_fmt(peer_stopped['lag']['p95'], 2, ' s')}" if peer_stopped else "Amazon n/a")
+                    + (f"; floor (bare connect on v2) {_fmt(bare['lag']['p95'], 2, ' s')}" if bare else ""),
+                    None
+                    if stopped["lag"]["p95"] is None
+                    else stopped["lag"]["p95"] <= 0.2 and stopped["completed"] == stopped["waits"],
+                    "a refused connection is retried every 0.05-0.1 s; the end of the start is the first "
+                    "accepted one, then the confirming describe",
+                )
+            )
         ratios = {}
         for s in scenarios:
             o, a = ours.get(s), amazon.get(s)
@@ -75,13 +94,13 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         stopped_ratio = ratios.get("stopped")
         out.append(
             _goal(
-                ">= 10x lower lag p95 than the Amazon trigger with defaults",
+                ">= 50x lower lag p95 than the Amazon trigger with defaults",
                 ", ".join(f"{s} {v:.0f}x" for s, v in ratios.items()),
                 "Amazon |lag| p95: "
                 + ", ".join(
                     f"{s} {_fmt(a['abs_lag_p95'] if a else None, 1, ' s')}" for s, a in amazon.items()
                 ),
-                None if not ratios else min(ratios.values()) >= 10,
+                None if not ratios else min(ratios.values()) >= 50,
                 "ratio of |lag| p95 (Amazon / ours). Only on the stopped cluster is the Amazon trigger's "
                 "ready real (lag >= 0); elsewhere it declares ready before the database can accept, "
                 "and |lag| is how early"
@@ -124,10 +143,40 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
     ours_1000 = _many(results, OURS, 1000, 10)
     amazon_1000 = _many(results, "amazon", 1000, 10)
+    shared = [r for r in results.get("many", {}).get("rows", []) if r["waiter"] == OURS and "error" not in r]
+    if shared:
+        per_cluster = {(r["n"], r["clusters"]): r["rds_calls_per_minute"] / r["clusters"] for r in shared}
+        whole = {
+            (r["n"], r["clusters"]): r["rds_calls_per_minute_whole_wait"] / r["clusters"] for r in shared
+        }
+        worst_key = max(per_cluster, key=lambda k: per_cluster[k])
+        out.append(
+            _goal(
+                "<= 1 RDS call per cluster-minute while waiting",
+                f"max {per_cluster[worst_key]:.2f} (N={worst_key[0]}, {worst_key[1]} cluster(s)); "
+                + ", ".join(f"N={n}/{c}: {v:.2f}" for (n, c), v in sorted(per_cluster.items()))
+                + "; whole wait, with the first describe: "
+                + ", ".join(f"N={n}/{c}: {v:.2f}" for (n, c), v in sorted(whole.items())),
+                (
+                    f"Amazon N=1,000: {amazon_1000['rds_calls_per_minute'] / amazon_1000['clusters']:.0f} "
+                    "per cluster-minute while waiting"
+                    if amazon_1000
+                    else "n/a"
+                ),
+                per_cluster[worst_key] <= 1.0,
+                "while waiting = after each cluster's first describe and first probe, up to its ready "
+                "time (part 3, a 40 s resume); the whole-wait figure includes that first describe, "
+                "which alone is 1.5 per cluster-minute in a 40 s wait",
+            )
+        )
     if ours_1000:
-        peer_rate = amazon_1000["rds_calls_per_minute_whole_wait"] if amazon_1000 else None
         ours_rate = ours_1000["rds_calls_per_minute_whole_wait"]
-        ratio = (peer_rate / max(ours_rate, 1e-6)) if peer_rate is not None else None
+        n_waits = ours_1000["n"]
+        delay = float(results.get("config", {}).get("amazon_delay", 30))
+        nominal = n_waits * 60.0 / delay  # one DescribeDBClusters per waiter_delay per wait
+        peer_rate = amazon_1000["rds_calls_per_minute_whole_wait"] if amazon_1000 else None
+        measured_ratio = (peer_rate / max(ours_rate, 1e-6)) if peer_rate is not None else None
+        nominal_ratio = nominal / max(ours_rate, 1e-6)
         unshared = _many(results, "aurora-wake-unshared", 100, 10)
         derived = (
             "; sharing off, measured at N=100 and scaled to 1,000: "
@@ -135,17 +184,24 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             if unshared
             else ""
         )
+        starved = (
+            f" (its {n_waits} triggers took {amazon_1000['settle_seconds']:.0f} s to start: CPU-starved, "
+            "it makes fewer calls than its nominal rate)"
+            if amazon_1000 and peer_rate is not None and peer_rate < nominal
+            else ""
+        )
         out.append(
             _goal(
-                ">= 50x fewer RDS calls than one poller per wait (N=1,000, 10 clusters)",
-                f"{ours_rate:.1f} RDS calls/min" + (f" ({ratio:.0f}x fewer)" if ratio else ""),
-                (
-                    f"Amazon trigger (a poller per wait): {peer_rate:.0f}/min"
-                    if peer_rate is not None
-                    else "n/a"
-                )
+                ">= 100x fewer RDS calls than one Amazon poller per wait (N=1,000, 10 clusters)",
+                f"{ours_rate:.1f} RDS calls/min; {nominal_ratio:.0f}x fewer than the nominal rate"
+                + (f", {measured_ratio:.0f}x fewer than as measured" if measured_ratio else ""),
+                f"Amazon nominal: {nominal:.0f}/min (one DescribeDBClusters per {delay:g} s per wait); "
+                + (f"as measured: {peer_rate:.0f}/min{starved}" if peer_rate is not None else "measured: n/a")
                 + derived,
-                None if ratio is None else ratio >= 50,
+                nominal_ratio >= 100,
+                "whole-wait rates (start to the first ready, each wait's first describe included); the "
+                "verdict is on the nominal rate, which the peer's CPU starvation neither lowers nor "
+                "raises; the measured ratio is stated beside it",
             )
         )
         growth = []
@@ -188,23 +244,30 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         lag_p99 = max(r["loop_lag_ms"]["all"]["p99"] for r in (_many(results, OURS, 1000, 1), ours_1000) if r)
         out.append(
             _goal(
-                "1,000 waits in one process: event-loop lag p99 < 50 ms",
-                f"{lag_p99:.1f} ms (whole run: start, wait, release; worst of 1 and 10 clusters)",
+                "1,000 waits in one process: event-loop lag p99 < 10 ms",
+                f"{lag_p99:.1f} ms (whole run: start, wait, release; worst of 1 and 10 clusters)"
+                + "".join(
+                    f"; N=2,000 on {r['clusters']} cluster(s): start-up p99 "
+                    f"{_fmt(r['loop_lag_ms']['startup']['p99'], 1)} ms, "
+                    f"max {_fmt(r['loop_lag_ms']['startup']['max'], 0)} ms"
+                    for r in (_many(results, OURS, 2000, 1), _many(results, OURS, 2000, 10))
+                    if r
+                ),
                 f"Amazon N=1,000: {amazon_1000['loop_lag_ms']['all']['p99']:.0f} ms"
                 if amazon_1000
                 else "n/a",
-                lag_p99 < 50,
+                lag_p99 < 10,
             )
         )
         rss = max(r["rss_per_wait_bytes"] for r in (_many(results, OURS, 1000, 1), ours_1000) if r) / 1024
         out.append(
             _goal(
-                "1,000 waits: < 100 KB RSS per wait",
+                "1,000 waits: < 20 KB RSS per wait",
                 f"{rss:.1f} KB",
                 f"Amazon N=1,000: {amazon_1000['rss_per_wait_bytes'] / 1024:.0f} KB"
                 if amazon_1000
                 else "n/a",
-                rss < 100,
+                rss < 20,
             )
         )
         release = [r for r in (_many(results, OURS, 1000, 1), ours_1000) if r]
@@ -411,20 +474,16 @@ def render(results: dict[str, Any], *, json_path: Path) -> str:
 
 
 NOTES = [
-    "* The describe-rate goal is missed only on the stopped cluster: its 20 s start gets the first",
-    "  describe, the regular one 10 s later, and the confirming describe that follows the first",
-    "  successful probe (readiness needs RDS to agree with the database); 3 describes in about",
-    "  17 s of waiting. The excess is that one confirmation per wait: the steady rate is one per",
-    "  10 s (a real 5-minute start would make 1 + 30 + 1, i.e. 1.03 per 10 s after the first).",
-    "  Removing it means trusting a successful `SELECT 1` while RDS still shows `starting`, or",
-    "  describing less often while the probe watches a start: a change of the readiness contract,",
-    "  left to the maintainers.",
-    "* Start-up stalls of this project's trigger grow with N (loop lag max 0.65 s and start-up",
-    "  p99 0.35 s at N=2,000): each trigger resolves its AWS connection's region through",
-    "  `AwsBaseHook` on asgiref's single `sync_to_async` thread (about 2.6 ms each, holding the",
-    "  GIL against the loop). Resolving it once per connection would remove it; the waiting and",
-    "  release phases stay under 30 ms p99 at every N. Single ~0.1 s stalls while waiting also",
-    "  occur at N=100 (the machine's other load).",
+    "* Describes go where they can tell something: at the start, while RDS alone can move the",
+    "  wait on (stopped, a start, v1 capacity, DB instances, a success to confirm), after a probe",
+    "  that failed at once (refused, reset, DNS, an answer from the server: the cluster may have",
+    "  been stopped or deleted), and once 3 s before a waiter's deadline for its diagnosis; never",
+    "  while a connection attempt held open by a resuming instance watches the resume itself.",
+    "  `describe_interval` stays the smallest spacing; during a start, every third interval.",
+    "* The region of each trigger's AWS connection is resolved once per (connection, region given)",
+    "  per event loop and reused for 5 minutes (`SharedRegions`): before, each trigger resolved it",
+    "  on asgiref's single `sync_to_async` thread (about 2.6 ms each, holding the GIL against the",
+    "  loop), which stalled start-up at N=2,000.",
     "* The emulator is exact about timing: a resume requested at t is ready at exactly t + the",
     "  resume time, and held connections are spliced then; real Aurora varies (13-45 s), so the",
     "  lag figures measure the waiters, not Aurora.",
@@ -442,6 +501,7 @@ NOTES = [
     "  second is busy starting triggers, which does not affect wakes of 15 s or more, but can in",
     "  `--quick` mode (timings x0.2).",
     "* Part 3's per-minute rates of this project's trigger depend on the resume time: a probe",
-    "  is held until the resume ends or `connect_timeout` (30 s) passes, and the poller makes",
-    "  one describe and one probe per cluster per held attempt.",
+    "  is held until the resume ends or `connect_timeout` (30 s) passes, then another; the",
+    "  poller describes each cluster once at the start and not again while its attempts are",
+    "  held, so its whole-wait rate is about one call per cluster per wait, over the wait.",
 ]

@@ -41,7 +41,7 @@ from airflow_aurora_wake.hooks.connections import (
     connection_not_found,
     find_connection,
 )
-from airflow_aurora_wake.hooks.shared_clients import SHARED_CLIENTS
+from airflow_aurora_wake.hooks.shared_clients import SHARED_CLIENTS, SHARED_REGIONS
 
 T = TypeVar("T")
 
@@ -193,8 +193,15 @@ class AuroraServerlessHook(BaseHook):
         return self.aws_hook("rds").region_name
 
     async def aget_region_name(self) -> str | None:
-        """Return the effective AWS region without blocking the event loop."""
-        return await sync_to_async(self.get_region_name)()
+        """Return the effective AWS region without blocking the event loop.
+
+        Resolved once per (AWS connection, region given) per event loop and reused for a few
+        minutes (:class:`~airflow_aurora_wake.hooks.shared_clients.SharedRegions`): a triggerer
+        starting thousands of waits looks it up once, not once per trigger.
+        """
+        return await SHARED_REGIONS.region(
+            (self.aws_conn_id, self.region_name), sync_to_async(self.get_region_name)
+        )
 
     # ------------------------------------------------------------ database
     async def aget_database_connection(self) -> tuple[Connection, dict[str, Any]]:

@@ -7,12 +7,13 @@ triggerer's loop and grow its memory with the number of waits.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from typing import Any
 
-__all__ = ["SHARED_CLIENTS", "SharedClients"]
+__all__ = ["SHARED_CLIENTS", "SHARED_REGIONS", "SharedClients", "SharedRegions"]
 
 
 class _SharedClient:
@@ -95,3 +96,58 @@ class SharedClients:
 
 #: The process-wide pool of shared aiobotocore clients (one per key per event loop).
 SHARED_CLIENTS = SharedClients()
+
+
+class SharedRegions:
+    """The effective AWS region per (AWS connection, region given), per event loop.
+
+    Resolving it goes through the AWS connection on asgiref's single ``sync_to_async`` thread
+    (about 2.6 ms each, holding the GIL against the loop); two thousand triggers starting
+    together would each do it. Only the region name is kept (never the connection or its
+    credentials), for :data:`REGION_TTL` seconds so an edited connection is seen again; look-ups
+    under way are shared, and a failed one is not kept.
+    """
+
+    #: Seconds a resolved region is reused.
+    REGION_TTL = 300.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[Hashable, tuple[float, asyncio.Future[str | None]]]
+        ] = weakref.WeakKeyDictionary()
+
+    async def region(self, key: Hashable, resolve: Callable[[], Awaitable[str | None]]) -> str | None:
+        """Return the region for ``key``, resolving it with ``resolve()`` when not known.
+
+        :param key: the AWS connection id and the region given (``None``: the connection's).
+        :param resolve: looks the region up (without blocking the loop).
+        """
+        loop = asyncio.get_running_loop()
+        entries = self._by_loop.setdefault(loop, {})
+        entry = entries.get(key)
+        now = self._clock()
+        if entry is None or now - entry[0] > self.REGION_TTL or _failed(entry[1]):
+            entry = (now, loop.create_task(_resolved(resolve), name="aurora-wake-aws-region"))
+            entries[key] = entry
+        # Shielded: one caller cancelled does not cancel the look-up the others wait for.
+        return await asyncio.shield(entry[1])
+
+    def forget(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Drop what ``loop`` (default: the running loop) knows (tests, an edited connection).
+
+        :param loop: the event loop.
+        """
+        self._by_loop.pop(loop or asyncio.get_running_loop(), None)
+
+
+async def _resolved(resolve: Callable[[], Awaitable[str | None]]) -> str | None:
+    return await resolve()
+
+
+def _failed(future: asyncio.Future[str | None]) -> bool:
+    return future.done() and (future.cancelled() or future.exception() is not None)
+
+
+#: The process-wide region cache (per event loop).
+SHARED_REGIONS = SharedRegions()

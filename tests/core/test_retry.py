@@ -54,3 +54,33 @@ def test_probe_policy_notices_readiness_within_a_second() -> None:
 def test_invalid_policies(kwargs: dict[str, float], parameter: str) -> None:
     with pytest.raises(InvalidParameterError, match=parameter):
         RetryPolicy(**kwargs)
+
+
+def test_only_a_refused_connection_gets_the_short_cadence() -> None:
+    from airflow_aurora_wake.core.retry import (
+        DATA_API_RETRY,
+        REFUSED_PROBE_RETRY,
+        WAKING_PROBE_RETRY,
+        probe_retry_policy,
+    )
+
+    assert probe_retry_policy(probe="connection", refused=True, waking=False) is REFUSED_PROBE_RETRY
+    assert probe_retry_policy(probe="connection", refused=True, waking=True) is REFUSED_PROBE_RETRY
+    # Failures that cost something keep their backoff: timeouts and answers, Data API calls.
+    assert probe_retry_policy(probe="connection", refused=False, waking=False) is PROBE_RETRY
+    assert probe_retry_policy(probe="connection", refused=False, waking=True) is WAKING_PROBE_RETRY
+    for refused in (True, False):
+        assert probe_retry_policy(probe="data-api", refused=refused, waking=False) is DATA_API_RETRY
+    assert REFUSED_PROBE_RETRY.cap(1) < PROBE_RETRY.cap(1)
+
+
+def test_a_floor_keeps_the_short_cadence_from_spinning() -> None:
+    from airflow_aurora_wake.core.retry import REFUSED_PROBE_RETRY
+
+    rng = random.Random(5)
+    delays = [REFUSED_PROBE_RETRY.delay(attempt, rng) for attempt in range(1, 500)]
+    assert min(delays) >= REFUSED_PROBE_RETRY.floor > 0
+    assert max(delays) <= REFUSED_PROBE_RETRY.maximum
+    assert len(set(delays)) > 1  # jitter: pollers refused together do not retry together
+    with pytest.raises(InvalidParameterError, match="floor"):
+        RetryPolicy(initial=0.1, maximum=0.1, floor=0.2)

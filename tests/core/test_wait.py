@@ -274,11 +274,15 @@ def test_deadline_raises_a_diagnosis_promptly(scripted_probe: ScriptedProbe) -> 
         "last status 'available'",
         "serverless-v2 aurora-postgresql",
         "connection timed out after",
-        "4 probe attempts",
+        "5 probe attempts",
         "DescribeDBClusters",
     ):
         assert needle in message, needle
-    assert caught.value.diagnosis.attempts == 4
+    # Held attempts at 0, 30 and 60 s; the one at 90 s is cut at 97 s for the describe the
+    # diagnosis needs (DIAGNOSIS_LEAD before the deadline), then one more until the deadline.
+    assert caught.value.diagnosis.attempts == 5
+    # The first describe and the diagnosis's: none while the held attempts watched the resume.
+    assert caught.value.diagnosis.rds_calls == {"DescribeDBClusters": 2}
     assert scripted_probe.in_flight == 0  # the last attempt was bounded by the time left
     assert rds.opened == rds.closed == 1
     assert PASSWORD not in message
@@ -291,9 +295,11 @@ def test_probe_in_flight_is_bounded_by_the_time_left(scripted_probe: ScriptedPro
         run_virtual(
             lambda loop: wait(loop, FakeResources(rds), timeout=45, wait_request=request(connect_timeout=30))
         )
-    # First attempt at t=0 (30 s), second starts right after and may only use the 15 s left.
+    # First attempt at t=0 (30 s); the second starts right after and is cut at 42 s for the
+    # diagnosis's describe (DIAGNOSIS_LEAD before the deadline); the last may only use the 3 s left.
     assert scripted_probe.attempts[0] == 0.0
-    assert len(scripted_probe.attempts) == 2
+    assert len(scripted_probe.attempts) == 3
+    assert scripted_probe.attempts[-1] < 45 and scripted_probe.in_flight == 0
 
 
 def test_wrong_password_fails_on_the_first_attempt(scripted_probe: ScriptedProbe) -> None:

@@ -13,7 +13,25 @@ from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot, Statu
 from airflow_aurora_wake.core.errors import ClusterStateError
 from airflow_aurora_wake.core.instances import InstanceSnapshot, InstanceState
 
-__all__ = ["Decision", "Next", "Observation", "decide", "describe_snapshot"]
+__all__ = [
+    "HELD_DESCRIBE_SECONDS",
+    "WAKING_DESCRIBE_STRETCH",
+    "Decision",
+    "Next",
+    "Observation",
+    "ProbeEnd",
+    "decide",
+    "describe_after",
+    "describe_snapshot",
+]
+
+#: While RDS shows a cluster starting and the connection probe watches for the end of the start,
+#: describes are this many describe intervals apart: a failed start is still seen within 30 s.
+WAKING_DESCRIBE_STRETCH = 3
+#: While every probe is held open, at least one describe per this many seconds: a cluster stopped
+#: or deleted while its traffic is silently dropped (every attempt held to ``connect_timeout``)
+#: is still seen within this plus one ``connect_timeout``, at 0.5 RDS calls per minute.
+HELD_DESCRIBE_SECONDS = 120.0
 
 
 class Next(str, Enum):
@@ -27,6 +45,19 @@ class Next(str, Enum):
     PROBE = "probe"
     #: nothing to try until RDS shows something new: describe again
     DESCRIBE = "describe"
+
+
+class ProbeEnd(str, Enum):
+    """How the latest probe since the last describe ended, as far as describing is concerned."""
+
+    #: no probe ended since the last describe
+    NONE = "none"
+    #: every attempt was held open until its bound: a resuming instance holds a connection
+    #: attempt, so the probe itself watched the resume, and RDS has nothing to add
+    HELD = "held"
+    #: it failed in a way RDS may explain (refused, reset, DNS, an answer from the server, ...):
+    #: the cluster may have been stopped or deleted
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -133,6 +164,37 @@ def decide(seen: Observation) -> Decision:
             Next.DESCRIBE, "confirm-lagging", f"{line}; the database answered, waiting for RDS to agree"
         )
     return Decision(Next.PROBE, "probing", f"{line}; probing")
+
+
+def describe_after(seen: Observation, decision: Decision, probe_end: ProbeEnd, *, interval: float) -> float:
+    """When to describe again, in seconds after the last describe (sooner when a probe fails in a
+    way RDS may explain, and at the deadline for the diagnosis: the caller's part).
+
+    Describes go where they can tell something: at the start, when the decision waits on RDS
+    (stopped, a start, v1 capacity, DB instances, a probe success to confirm), and after a probe
+    that failed at once. While a connection attempt is held open by a resuming instance, the
+    probe watches the resume itself and a describe adds nothing until it returns, but one comes
+    every :data:`HELD_DESCRIBE_SECONDS` between attempts all the same. ``interval`` stays the
+    smallest spacing.
+
+    :param seen: what the wait saw at its last describe.
+    :param decision: :func:`decide` of ``seen``.
+    :param probe_end: how the latest probe since that describe ended.
+    :param interval: ``describe_interval``.
+    """
+    if decision.next is not Next.PROBE:
+        return interval  # only RDS can move the wait on (READY and FAIL end it)
+    if seen.probe != "connection" or seen.instances == "all":
+        # A Data API probe is itself an AWS call answering at once; with "all", new DB
+        # instances are seen only through describes: both keep the regular rate.
+        return interval
+    if seen.snapshot.category is StatusCategory.WAKING:
+        # Refusals during a start are what RDS already said; it is asked now and then whether the
+        # start failed.
+        return interval * WAKING_DESCRIBE_STRETCH
+    if probe_end is ProbeEnd.FAILED:
+        return interval
+    return max(interval, HELD_DESCRIBE_SECONDS)
 
 
 def _decide_stopped(seen: Observation, line: str) -> Decision:

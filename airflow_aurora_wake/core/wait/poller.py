@@ -2,8 +2,10 @@
 
 Each waiter keeps its own deadline and its own log; the loop decides with
 :func:`~airflow_aurora_wake.core.wait.decision.decide` and only chooses *when* to describe and
-probe: describes at most every ``describe_interval``, probes on a backoff, and while RDS shows a
-start, probes on a short cadence with describes further apart.
+probe: describes where they can tell something
+(:func:`~airflow_aurora_wake.core.wait.decision.describe_after`, at most every
+``describe_interval``, and once before a waiter's deadline for its diagnosis), probes on the
+backoff of :func:`~airflow_aurora_wake.core.retry.probe_retry_policy`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import random
 import re
 from collections.abc import Callable
@@ -27,41 +30,28 @@ from airflow_aurora_wake.core.errors import (
 from airflow_aurora_wake.core.instances import InstanceSnapshot
 from airflow_aurora_wake.core.probes import DataApiTarget
 from airflow_aurora_wake.core.rds import AWS_CALL_TIMEOUT, RdsCalls, describe_cluster
-from airflow_aurora_wake.core.retry import AWS_RETRY, DATA_API_RETRY, PROBE_RETRY, Backoff, RetryPolicy
-from airflow_aurora_wake.core.wait.decision import Decision, Next, Observation, decide
+from airflow_aurora_wake.core.retry import AWS_RETRY, Backoff, probe_retry_policy
+from airflow_aurora_wake.core.wait.decision import (
+    WAKING_DESCRIBE_STRETCH,
+    Decision,
+    Next,
+    Observation,
+    ProbeEnd,
+    decide,
+)
 from airflow_aurora_wake.core.wait.probing import Prober, ProbeRound
-from airflow_aurora_wake.core.wait.request import LogCallback, ReadyReport, WaitRequest, WaitResources
+from airflow_aurora_wake.core.wait.request import ReadyReport, WaitRequest, WaitResources
+from airflow_aurora_wake.core.wait.timing import DIAGNOSIS_LEAD, Waiter, describe_due_at, diagnosis_at
 
-__all__ = ["WAKING_DESCRIBE_STRETCH", "Poller", "Waiter"]
+__all__ = ["DIAGNOSIS_LEAD", "WAKING_DESCRIBE_STRETCH", "Poller", "Waiter"]
 
 logger = logging.getLogger(__name__)
 _NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 
-#: Probe cadence while RDS shows the cluster starting: a refused connection is free of AWS API
-#: budget, and full jitter up to 0.8 s keeps the end of a start seen within a second.
-_WAKING_PROBE_RETRY = RetryPolicy(initial=0.5, maximum=0.8)
-
-#: While RDS shows a cluster starting and the connection probe watches for the end of the start,
-#: describes are this many describe intervals apart.
-WAKING_DESCRIBE_STRETCH = 3
+#: The shortest attempt a probe cut short for a diagnosis describe gets.
+_SHORTEST_PROBE = 0.05
 #: Waiters released per event-loop turn when a shared wait completes.
 _DELIVERY_BATCH = 100
-
-
-class Waiter:
-    """One caller of :func:`wait_until_ready` attached to a poller."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float, log: LogCallback) -> None:
-        self.future: asyncio.Future[ReadyReport] = loop.create_future()
-        self.deadline = deadline  # loop time
-        self.joined_at = loop.time()
-        self.log = log
-
-    def tell(self, message: str, now: float) -> None:
-        try:
-            self.log(f"{message} ({now - self.joined_at:.1f} s elapsed)")
-        except Exception:  # a broken log callback must not break the wait of everybody else
-            logger.exception("log callback failed")
 
 
 class Poller:
@@ -164,6 +154,13 @@ class Poller:
     def _latest_deadline(self) -> float:
         return max((waiter.deadline for waiter in self.waiters), default=self.loop.time())
 
+    def _next_describe(self, seen: Observation, decision: Decision, probe_end: ProbeEnd) -> float:
+        last = self.last_describe_at if self.last_describe_at is not None else self.loop.time()
+        interval = self.request.describe_interval
+        return describe_due_at(
+            seen, decision, probe_end, interval=interval, last_describe=last, waiters=self.waiters
+        )
+
     async def _deliver_ready(self) -> None:
         now = self.loop.time()
         snapshot = self.snapshot
@@ -256,13 +253,17 @@ class Poller:
                 )
 
     async def _sleep_until(self, when: float) -> None:
-        await asyncio.sleep(max(0.0, when - self.loop.time()))
+        now = self.loop.time()
+        if when == math.inf:  # "no describe on a clock" never means asleep forever: look again
+            when = now + self.request.describe_interval
+        await asyncio.sleep(max(0.0, when - now))
 
     async def _poll(self, rds: Any, rds_data: Any) -> None:
         request = self.request
         loop = self.loop
-        probe_policy = DATA_API_RETRY if request.probe == "data-api" else PROBE_RETRY
         probe_backoff, rds_backoff = Backoff(), Backoff()
+        rds_retry_at = 0.0  # a describe that failed: not again before its backoff
+        probe_end = ProbeEnd.NONE  # how the latest probe since the last describe ended
         grace_since: dict[str, float] = {}  # per grace window, its first tolerated answer (loop time)
         stopped_since: float | None = None
         seen_up: str | None = None
@@ -298,32 +299,21 @@ class Poller:
                     # success waits for its confirmation.
                     blocked = self.snapshot is None or answered
                     floor = 0.0 if blocked else request.describe_interval
-                    next_describe_at = loop.time() + max(floor, delay)
+                    next_describe_at = rds_retry_at = loop.time() + max(floor, delay)
                     self._state(f"rds:{reason}", f"RDS answered {reason}; backing off")
                     if blocked:
                         await self._sleep_until(next_describe_at)
                         continue
                 else:
                     rds_backoff.reset()
+                    rds_retry_at = 0.0
                     self.last_rds_error = None
                     self.snapshot, self.members = described, members
                     # A data-api probe without a secret of its own fails here, before any waiting.
                     self.data_api = request.data_api_target(described)
                     fresh = True
                     self.last_describe_at = loop.time()
-                    next_describe_at = self.last_describe_at + request.describe_interval
-                    if (
-                        described.category is StatusCategory.WAKING
-                        and request.probe == "connection"
-                        and request.instances != "all"  # its probes wait for the instances' status
-                        and not answered
-                        and not answered_while_waking
-                    ):
-                        # A start lasts minutes and the probe watches for its end (its success
-                        # brings a confirming describe), so RDS is only asked now and then whether
-                        # the start failed: that keeps a start's wait well under one describe per
-                        # describe_interval even with the confirmation.
-                        next_describe_at += request.describe_interval * (WAKING_DESCRIBE_STRETCH - 1)
+                    probe_end = ProbeEnd.NONE
 
             snapshot = self.snapshot
             assert snapshot is not None
@@ -344,6 +334,8 @@ class Poller:
                 answered_members=self.round.answered_members,
             )
             decision = decide(seen)
+            if fresh:
+                next_describe_at = self._next_describe(seen, decision, probe_end)
             if not stopped:
                 seen_up = snapshot.status
             if decision.next is Next.FAIL:
@@ -371,8 +363,13 @@ class Poller:
                 continue
             bound = min(request.connect_timeout, self._latest_deadline() - loop.time())
             if bound <= 0:
-                await self._sleep_until(next_describe_at)
+                await self._sleep_until(min(next_describe_at, loop.time() + request.describe_interval))
                 continue
+            diagnosis = diagnosis_at(self.waiters, self.last_describe_at)
+            if diagnosis is not None and self.last_describe_at is not None:
+                # A held attempt ends in time for the describe a waiter's diagnosis needs.
+                diagnosis = max(diagnosis, self.last_describe_at + request.describe_interval)
+                bound = min(bound, max(_SHORTEST_PROBE, diagnosis - loop.time()))
             waking = snapshot.category is StatusCategory.WAKING
             self.attempts += 1
             self.probe_started_at = loop.time()
@@ -400,12 +397,15 @@ class Poller:
                 next_probe_at = next_describe_at
                 continue
             if not probed.answered:
+                if probe_end is not ProbeEnd.FAILED:
+                    probe_end = probed.end
+                    next_describe_at = max(rds_retry_at, self._next_describe(seen, decision, probe_end))
                 for failed in probed.verdicts:
                     if failed.grace is not None:
                         grace_since.setdefault(failed.grace, loop.time())
                 verdict = probed.verdicts[0]
                 self.last_probe_error = "; ".join(failed.reason for failed in probed.verdicts)
-                policy = _WAKING_PROBE_RETRY if waking else probe_policy
+                policy = probe_retry_policy(probe=request.probe, refused=probed.refused, waking=waking)
                 next_probe_at = loop.time() + probe_backoff.delay(
                     throttled=verdict.throttled, policy=policy, rng=self.rng
                 )

@@ -37,6 +37,7 @@ from airflow_aurora_wake.core.instances import InstanceSnapshot, InstanceState
 from airflow_aurora_wake.core.probes import DataApiTarget, DatabaseTarget, probe_once
 from airflow_aurora_wake.core.rds import AWS_CALL_TIMEOUT, RdsCalls, describe_instances, describe_log_files
 from airflow_aurora_wake.core.wait.request import ReachedEndpoint, WaitRequest, WaitResources
+from airflow_aurora_wake.core.wait.round import ProbeRound
 
 __all__ = ["ProbeRound", "Prober", "failure_message"]
 
@@ -79,34 +80,6 @@ class _Planned:
         if self.instance is not None:
             return f"DB instance {self.instance} ({endpoint})"
         return f"reader endpoint {endpoint}"
-
-
-@dataclass(frozen=True)
-class ProbeRound:
-    """The outcome of one round of probes.
-
-    :param endpoint: ``host:port`` that answered (several, comma-separated, for ``all``).
-    :param verdicts: the retryable failures, the one to report first; empty when every
-        endpoint probed answered.
-    :param reached: with ``reader`` or ``all``, each endpoint that answered.
-    :param answered_members: with ``all``, the DB instances whose endpoint answered.
-    :param note: what the user should know about what was reached (a reader endpoint that
-        reached the writer).
-    :param nothing_to_probe: with ``all``, no instance serves yet: the round probed nothing,
-        which is no answer (only a describe can show an instance serving).
-    """
-
-    endpoint: str | None = None
-    verdicts: tuple[ErrorVerdict, ...] = ()
-    reached: tuple[ReachedEndpoint, ...] = ()
-    answered_members: frozenset[str] = frozenset()
-    note: str | None = None
-    nothing_to_probe: bool = False
-
-    @property
-    def answered(self) -> bool:
-        """Every endpoint probed ran ``SELECT 1`` (and there was one to probe)."""
-        return not self.verdicts and not self.nothing_to_probe
 
 
 class Prober:
@@ -335,7 +308,8 @@ class Prober:
             else:
                 reached.append((plan, result))
         if verdicts:
-            return ProbeRound(verdicts=tuple(verdicts))
+            failures = [result for result in results if isinstance(result, Exception)]
+            return ProbeRound.failed(verdicts, failures)
         endpoints = [endpoint for _, endpoint in reached if endpoint]
         return ProbeRound(
             endpoint=", ".join(endpoints) if endpoints else None,

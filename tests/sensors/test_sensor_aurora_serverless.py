@@ -81,6 +81,10 @@ def assert_not_ready_before_the_emulator(cluster: EmulatedCluster, result: dict[
     assert result["ready_at"] >= ready_at
 
 
+#: The wake's resume (or start) lasts until the test ends it: the sensor's check meets it whatever
+#: the machine's load, so it defers; the test ends it before running the trigger.
+UNTIL_ENDED = {"resume_seconds": 600.0, "v1_capacity_seconds": 600.0, "start_seconds": 600.0}
+
 WAKE_ROWS = pytest.mark.parametrize(
     ("kind", "state"),
     [("serverless-v2", "paused"), ("serverless-v1", "paused"), ("provisioned", "stopped")],
@@ -92,7 +96,7 @@ WAKE_ROWS = pytest.mark.parametrize(
 async def test_defers_with_the_trigger_and_an_absolute_deadline_then_succeeds(
     emulated: Any, engine: str, kind: str, state: str
 ) -> None:
-    cluster = emulated(kind=kind, engine=engine, state=state)
+    cluster = emulated(kind=kind, engine=engine, state=state, timings=UNTIL_ENDED)
     woke = await asyncio.to_thread(wake, cluster)
     assert (
         woke["action"]
@@ -126,6 +130,7 @@ async def test_defers_with_the_trigger_and_an_absolute_deadline_then_succeeds(
         "describe_interval": 0.5,
         "stopped_grace": 60.0,
     }
+    cluster.emu.wake(cluster.identifier)
     payload = await run_trigger(deferred.trigger)
     assert payload["status"] == "success", payload
     result = task.execute_complete(context(), payload)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot
+from typing import Any
+
+from airflow_aurora_wake.core.cluster import ClusterKind, ClusterSnapshot, classify_cluster
 
 
 def v2_snapshot(
@@ -33,3 +35,29 @@ def v2_snapshot(
         http_endpoint_enabled=False,
         iam_auth_enabled=True,
     )
+
+
+def described_cluster(status: str = "available", *, v1_capacity: float | None = None) -> ClusterSnapshot:
+    """A v2 cluster with auto-pause (or, with ``v1_capacity``, a v1 one) as DescribeDBClusters shows it.
+
+    :param status: its status.
+    :param v1_capacity: a Serverless v1 cluster at this capacity instead.
+    """
+    description: dict[str, Any] = {
+        "DBClusterIdentifier": "sales",
+        "Engine": "aurora-postgresql",
+        "Status": status,
+        "Endpoint": "sales.cluster.example",
+        "Port": 5432,
+    }
+    if v1_capacity is None:
+        description.update(
+            EngineMode="provisioned", ServerlessV2ScalingConfiguration={"MinCapacity": 0, "MaxCapacity": 4}
+        )
+    else:
+        description.update(
+            EngineMode="serverless",
+            Capacity=v1_capacity,
+            ScalingConfigurationInfo={"MinCapacity": 2, "MaxCapacity": 8, "AutoPause": True},
+        )
+    return classify_cluster(description)

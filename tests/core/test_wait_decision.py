@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from cluster_snapshots import described_cluster
 
-from airflow_aurora_wake.core.cluster import ClusterSnapshot, classify_cluster
 from airflow_aurora_wake.core.errors import ClusterStateError
 from airflow_aurora_wake.core.wait import Next, Observation, decide
 
-
-def cluster(status: str = "available", *, v1_capacity: float | None = None) -> ClusterSnapshot:
-    description: dict[str, Any] = {
-        "DBClusterIdentifier": "sales",
-        "Engine": "aurora-postgresql",
-        "Status": status,
-        "Endpoint": "sales.cluster.example",
-        "Port": 5432,
-    }
-    if v1_capacity is None:
-        description.update(
-            EngineMode="provisioned", ServerlessV2ScalingConfiguration={"MinCapacity": 0, "MaxCapacity": 4}
-        )
-    else:
-        description.update(
-            EngineMode="serverless",
-            Capacity=v1_capacity,
-            ScalingConfigurationInfo={"MinCapacity": 2, "MaxCapacity": 8, "AutoPause": True},
-        )
-    return classify_cluster(description)
+cluster = described_cluster
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,9 @@ open by a resuming instance watches the resume itself.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from cluster_snapshots import described_cluster
 
-from airflow_aurora_wake.core.cluster import ClusterSnapshot, classify_cluster
 from airflow_aurora_wake.core.errors import ErrorVerdict
 from airflow_aurora_wake.core.wait.decision import (
     HELD_DESCRIBE_SECONDS,
@@ -27,25 +25,7 @@ INTERVAL = 10.0
 FAILED = [ErrorVerdict(retry=True, reason="not ready")]
 
 
-def cluster(status: str = "available", *, v1_capacity: float | None = None) -> ClusterSnapshot:
-    description: dict[str, Any] = {
-        "DBClusterIdentifier": "sales",
-        "Engine": "aurora-postgresql",
-        "Status": status,
-        "Endpoint": "sales.cluster.example",
-        "Port": 5432,
-    }
-    if v1_capacity is None:
-        description.update(
-            EngineMode="provisioned", ServerlessV2ScalingConfiguration={"MinCapacity": 0, "MaxCapacity": 4}
-        )
-    else:
-        description.update(
-            EngineMode="serverless",
-            Capacity=v1_capacity,
-            ScalingConfigurationInfo={"MinCapacity": 2, "MaxCapacity": 8, "AutoPause": True},
-        )
-    return classify_cluster(description)
+cluster = described_cluster
 
 
 def after(seen: Observation, probe_end: ProbeEnd) -> float:

@@ -1,7 +1,8 @@
 """Apache Airflow provider that makes sleeping Amazon Aurora clusters safe to use.
 
 The package has an Airflow-free core (:mod:`airflow_aurora_wake.core`), thin Airflow
-adapters (``hooks``, ``operators``, ``sensors``, ``triggers``) and an emulator of
+adapters (``hooks``, ``operators``, ``sensors``, ``triggers``, ``task_groups``, ``timetables``,
+``dag_factories``) and an emulator of
 sleeping clusters (:mod:`airflow_aurora_wake.emulator`).
 """
 
@@ -50,6 +51,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_aurora_wake.operators.aurora_serverless",
                     "airflow_aurora_wake.operators.aurora_window",
+                    "airflow_aurora_wake.operators.aurora_prewake",
                 ],
             }
         ],

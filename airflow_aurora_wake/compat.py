@@ -16,6 +16,7 @@ initialises from ``[metrics]``, and which the triggerer initialises too when it 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +47,11 @@ from airflow.providers.common.compat.sdk import (
 # Triggers have not moved to the Task SDK: the same import works on 2.11 and 3.x.
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from packaging.version import Version
+
+try:  # Airflow 3 moved the time triggers into the standard provider.
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+except ImportError:  # pragma: no cover - Airflow 2.11
+    from airflow.triggers.temporal import DateTimeTrigger  # type: ignore[no-redef]
 
 
 def _airflow_version_tuple() -> tuple[int, int, int]:
@@ -118,6 +124,56 @@ async def get_async_connection(conn_id: str) -> Connection:
     return connection
 
 
+@dataclass(frozen=True)
+class DagScheduleState:
+    """What the scheduler holds about a DAG: whether it is paused and its next run.
+
+    :param dag_id: The DAG id asked for.
+    :param is_paused: Whether the DAG is paused (the scheduler creates no run for it).
+    :param next_dagrun: The logical date of the next run the scheduler will create, or ``None``
+        when it will create none (an end date passed, no time-based schedule).
+    """
+
+    dag_id: str
+    is_paused: bool
+    next_dagrun: datetime | None
+
+
+def dag_schedule_state(context: Context, dag_id: str) -> DagScheduleState | None:
+    """Return the scheduler's view of another DAG, or ``None`` when the DAG is not known.
+
+    Airflow 3 tasks have no metadata database access: the task runner asks the API server
+    (``ti.get_dag``). Airflow 2.11 reads the ``dag`` table, as its own sensors do.
+
+    :param context: The running task's context.
+    :param dag_id: The DAG to look up.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        try:
+            dag = context["ti"].get_dag(dag_id)
+        except Exception:  # the API server answers 404 for an unknown DAG; the runner raises it
+            return None
+        return DagScheduleState(dag_id, bool(dag.is_paused), dag.next_dagrun)
+    from airflow.models.dag import DagModel
+
+    model = DagModel.get_dagmodel(dag_id)
+    if model is None:
+        return None
+    return DagScheduleState(dag_id, bool(model.is_paused), model.next_dagrun)
+
+
+def scheduled_run_id(logical_date: datetime | None, run_after: datetime) -> str:
+    """The run id the scheduler gives the scheduled run of a DAG that starts at ``run_after``.
+
+    Airflow 3 names a scheduled run after its ``run_after``; 2.11 after its logical date.
+
+    :param logical_date: The run's logical date (Airflow 2.11).
+    :param run_after: When the run starts (Airflow 3).
+    """
+    moment = run_after if AIRFLOW_V_3_0_PLUS or logical_date is None else logical_date
+    return f"scheduled__{moment.isoformat()}"
+
+
 async def get_async_extra_dejson(conn: Connection) -> dict[str, Any]:
     """Return a connection's extra as a dict without blocking the event loop.
 
@@ -141,6 +197,8 @@ __all__ = [
     "BaseTrigger",
     "Connection",
     "Context",
+    "DagScheduleState",
+    "DateTimeTrigger",
     "PokeReturnValue",
     "Stats",
     "TaskDeferred",
@@ -148,8 +206,10 @@ __all__ = [
     "TriggerEvent",
     "Variable",
     "conf",
+    "dag_schedule_state",
     "first_reschedule_date",
     "get_async_connection",
     "get_async_extra_dejson",
+    "scheduled_run_id",
     "task",
 ]

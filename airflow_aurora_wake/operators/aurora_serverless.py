@@ -185,7 +185,7 @@ class AuroraServerlessWakeOperator(AuroraHookMixin, BaseOperator):
             db_cluster_identifier=request.identifier,
             region_name=request.region_name,
         )
-        result = run_sync(self._wake(request.identifier, hook, request.options, request.instances))
+        result = run_sync(send_wake(request.identifier, hook, request.options, request.instances))
         xcom = result.as_xcom()
         self.log.info(
             "DB cluster %r (%s, %s, status %s): wake action %s. %s",
@@ -198,26 +198,29 @@ class AuroraServerlessWakeOperator(AuroraHookMixin, BaseOperator):
         )
         return xcom
 
-    async def _wake(
-        self, identifier: str, hook: AuroraServerlessHook, options: WakeOptions, instances: str = "writer"
-    ) -> WakeResult:
-        """Describe once (retrying only throttling and network errors), plan, send the wake.
 
-        :param identifier: The validated cluster identifier.
-        :param hook: The hook with the AWS and database connections.
-        :param options: The validated wake options.
-        :param instances: What the wait that follows waits on (the readers are nudged too).
-        """
-        region = hook.region_name or await hook.aget_region_name()
-        async with hook.rds_client() as rds, hook.rds_data_client() as rds_data:
-            return await wake_instances(
-                identifier,
-                options,
-                instances,
-                rds_client=rds,
-                rds_data_client=rds_data,
-                region_name=region,
-                retry_seconds=DESCRIBE_RETRY_SECONDS,
-                # Building the nudge target also checks the connection's type against the engine.
-                nudge_target=hook.database_target if hook.conn_id is not None else None,
-            )
+async def send_wake(
+    identifier: str, hook: AuroraServerlessHook, options: WakeOptions, instances: str = "writer"
+) -> WakeResult:
+    """Describe once (retrying only throttling and network errors), plan, send the wake.
+
+    The wake operator's and the pre-wake's one way to wake a cluster from a task.
+
+    :param identifier: The validated cluster identifier.
+    :param hook: The hook with the AWS and database connections.
+    :param options: The validated wake options.
+    :param instances: What the wait that follows waits on (the readers are nudged too).
+    """
+    region = hook.region_name or await hook.aget_region_name()
+    async with hook.rds_client() as rds, hook.rds_data_client() as rds_data:
+        return await wake_instances(
+            identifier,
+            options,
+            instances,
+            rds_client=rds,
+            rds_data_client=rds_data,
+            region_name=region,
+            retry_seconds=DESCRIBE_RETRY_SECONDS,
+            # Building the nudge target also checks the connection's type against the engine.
+            nudge_target=hook.database_target if hook.conn_id is not None else None,
+        )

@@ -32,12 +32,17 @@ WHEEL_REQUIRED = [
     f"{PACKAGE}/operators/aurora_serverless.py",
     f"{PACKAGE}/sensors/aurora_serverless.py",
     f"{PACKAGE}/triggers/aurora_serverless.py",
+    f"{PACKAGE}/plugins.py",
+    f"{PACKAGE}/timetables/prewake.py",
+    f"{PACKAGE}/operators/aurora_prewake.py",
+    f"{PACKAGE}/dag_factories/prewake.py",
     f"{PACKAGE}/demo/dags/example_aurora_serverless_wake.py",
     f"{PACKAGE}/demo/dags/example_aurora_warm_window.py",
 ]
 ENTRY_POINTS = {
     ("console_scripts", "airflow-aurora-wake"): f"{PACKAGE}.cli:main",
     ("apache_airflow_provider", "provider_info"): f"{PACKAGE}:get_provider_info",
+    ("airflow.plugins", "aurora_wake"): f"{PACKAGE}.plugins:AuroraWakePlugin",
 }
 SDIST_REQUIRED = [
     "PKG-INFO",

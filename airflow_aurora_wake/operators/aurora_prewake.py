@@ -178,6 +178,14 @@ class AuroraServerlessPreWakeOperator(AuroraServerlessReadySensor):
     ) -> None:
         kwargs.setdefault("timeout", DEFAULT_PREWAKE_TIMEOUT.total_seconds())
         super().__init__(**kwargs)
+        if self.deferrable is not True:
+            # Its waits (until the lead, then for the resume) are triggers; a poke or a reschedule
+            # would restart the plan from the top.
+            raise InvalidParameterError(
+                "deferrable",
+                kwargs.get("deferrable"),
+                "keep deferrable=True: the pre-wake waits in the triggerer",
+            )
         if not isinstance(target_dag_id, str) or not target_dag_id:
             raise InvalidParameterError(
                 "target_dag_id", target_dag_id, "give the dag_id of the DAG whose runs to pre-wake"

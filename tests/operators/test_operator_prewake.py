@@ -253,6 +253,16 @@ def test_bad_leads_name_the_parameter(kwargs: dict[str, Any], parameter: str) ->
         aurora_prewake_dag(target, dag_id="bad", db_cluster_identifier="sales", conn_id="db", **kwargs)
 
 
+def test_a_prewake_that_would_not_defer_is_refused_at_parse_time() -> None:
+    from airflow_aurora_wake.dag_factories.prewake import aurora_prewake_dag
+
+    target = load("prewake_target")
+    with pytest.raises(InvalidParameterError, match="deferrable"):
+        aurora_prewake_dag(
+            target, dag_id="bad", db_cluster_identifier="sales", conn_id="db", deferrable=False
+        )
+
+
 def test_a_target_without_a_time_based_schedule_is_refused() -> None:
     from airflow.providers.common.compat.sdk import DAG
 

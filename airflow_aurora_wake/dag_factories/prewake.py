@@ -120,8 +120,10 @@ def aurora_prewake_dag(
     with DAG(
         dag_id or f"{target.dag_id}__aurora_prewake",
         schedule=timetable,
-        start_date=start_date,
-        end_date=target.end_date,
+        # Moved with the runs: Airflow creates no task instance for a run whose logical date is
+        # before its DAG's start date.
+        start_date=None if start_date is None else start_date - max_lead,
+        end_date=None if target.end_date is None else target.end_date - max_lead,
         catchup=False,
         tags=[*sorted(target.tags or ()), "aurora-prewake"],
         description=f"Wakes Aurora cluster {db_cluster_identifier} before each run of {target.dag_id}.",

@@ -64,12 +64,15 @@ def skip_reason(
     logical_date: datetime | None,
     run_start: float,
     now: float,
+    drift: timedelta = timedelta(0),
 ) -> str | None:
     """Why no pre-wake is due for this run, or ``None`` when it is.
 
     A paused target creates no run. A scheduled pre-wake is for the target run of its own
     logical date: when the scheduler's next run of the target is a later one (a ``catchup=False``
     gap, a run already created) or there is none (an end date passed), that run will not happen.
+    A next run up to ``drift`` later is the same run: a ``timedelta`` schedule without catchup
+    counts its runs from "now", which the scheduler reads apart for the target and the pre-wake.
     A manual pre-wake has no target run of its own and is not checked against the schedule. A
     run whose start has passed is a missed pre-wake: its ready sensor waits as without one.
 
@@ -78,6 +81,7 @@ def skip_reason(
     :param logical_date: The logical date of the target run the pre-wake is for.
     :param run_start: When the target run starts, epoch seconds.
     :param now: The time, epoch seconds.
+    :param drift: How much later the target's next run may be and still be this one.
     """
     dag_id = state.dag_id
     if state.is_paused:
@@ -88,7 +92,7 @@ def skip_reason(
         scheduled
         and logical_date is not None
         and state.next_dagrun is not None
-        and state.next_dagrun > logical_date
+        and state.next_dagrun > logical_date + drift
     ):
         return (
             f"DAG {dag_id!r} will next run for {state.next_dagrun.isoformat()}, after this one "
@@ -279,6 +283,7 @@ class AuroraServerlessPreWakeOperator(AuroraServerlessReadySensor):
             logical_date=self._target_logical_date(context),
             run_start=run_start,
             now=time.time(),
+            drift=self._timetable(context).lead,
         )
         if reason is not None:
             raise AirflowSkipException(reason)

@@ -142,6 +142,14 @@ def _moved(interval: DataInterval, by: timedelta) -> DataInterval:
     return DataInterval(interval.start + by, interval.end + by)
 
 
+def _moved_restriction(restriction: TimeRestriction, by: timedelta) -> TimeRestriction:
+    """The companion DAG's start and end dates as the target's: ``by`` later."""
+    return restriction._replace(
+        earliest=None if restriction.earliest is None else restriction.earliest + by,
+        latest=None if restriction.latest is None else restriction.latest + by,
+    )
+
+
 def _format_lead(lead: timedelta) -> str:
     """``5m``, ``1m30s``, ``2h``: the lead as the summary shows it."""
     seconds = lead.total_seconds()
@@ -158,8 +166,8 @@ class AuroraPreWakeTimetable(Timetable):
     A run of the companion DAG is the target run it prepares moved ``lead`` earlier: its
     ``run_after``, data interval and logical date. A target run whose start
     has passed is never prepared, whatever ``catchup`` says: a wake after the run started is
-    useless. The DAG's ``start_date`` and ``end_date`` apply to the target runs, so give the
-    companion DAG the target DAG's.
+    useless. Give the companion DAG the target DAG's ``start_date`` and ``end_date`` moved
+    ``lead`` earlier too: they are the target's once moved back.
 
     :param target: The target DAG's timetable, as the DAG has it (``dag.timetable``; on
         Airflow 3 a Task SDK timetable, converted here to the core one that computes runs).
@@ -255,10 +263,14 @@ class AuroraPreWakeTimetable(Timetable):
 
         :param last_automated_data_interval: The data interval of the companion DAG's last
             scheduled run: its target run's, ``lead`` earlier.
-        :param restriction: The companion DAG's start date, end date and catchup.
+        :param restriction: The companion DAG's start date, end date (the target's, ``lead``
+            earlier) and catchup.
         :return: ``None`` when the target has no future run (its end date passed, for example).
         """
         now = _utcnow()
+        # The companion's dates are the target's moved lead earlier (a task instance is created
+        # only for a run whose logical date is on or after its DAG's start date).
+        restriction = _moved_restriction(restriction, self.lead)
         last = (
             None if last_automated_data_interval is None else _moved(last_automated_data_interval, self.lead)
         )

@@ -23,21 +23,22 @@ SENSOR_TIMEOUT = 600.0
 HELD_POOL = "zero_wait_held"
 HELD_RUN = 3
 #: Each pipeline starts ``offset`` s into the period, chosen so that no run's first task starts
-#: within 7 s of another task's start (a pre-wake's, or another pipeline's). ``interval``: a
-#: data-interval timetable (a run's logical date is one period before its start); ``trigger``:
-#: what Airflow 3 makes of a cron or timedelta ``schedule`` by default (logical date = start).
+#: within 7 s of another task's start (a pre-wake's, or another pipeline's). ``trigger``: what
+#: Airflow 3 makes of ``schedule=timedelta(...)`` (or a cron string) by default, a trigger
+#: timetable (a run's logical date is its start); ``interval``: a data-interval timetable (a
+#: run's logical date is one period before its start).
 SCENARIOS: tuple[dict[str, Any], ...] = (
-    {"key": "A", "what": "pre-wake, lead 30 s", "offset": 85.0, "goal": True, "timetable": "interval",
+    {"key": "A", "what": "pre-wake, lead 30 s", "offset": 85.0, "goal": True, "timetable": "trigger",
      "prewake": {"lead_time": 30.0, "max_lead_time": 30.0}},
-    {"key": "B", "what": "no pre-wake (baseline)", "offset": 0.0, "goal": False, "timetable": "interval",
+    {"key": "B", "what": "no pre-wake (baseline)", "offset": 0.0, "goal": False, "timetable": "trigger",
      "prewake": None},
     {"key": "C", "what": f"pre-wake, lead 5 s (too short); run {HELD_RUN}'s pre-wake held back by a pool",
-     "offset": 65.0, "goal": False, "timetable": "interval",
+     "offset": 65.0, "goal": False, "timetable": "trigger",
      "prewake": {"lead_time": 5.0, "max_lead_time": 25.0, "pool": HELD_POOL}},
     {"key": "D", "what": "pre-wake, learned lead (at most 60 s)", "offset": 15.0, "goal": True,
-     "timetable": "interval", "prewake": {"lead_time": None, "max_lead_time": 60.0}},
-    {"key": "E", "what": "pre-wake, lead 30 s, trigger timetable (Airflow 3's default)", "offset": 30.0,
-     "goal": False, "timetable": "trigger", "prewake": {"lead_time": 30.0, "max_lead_time": 30.0}},
+     "timetable": "trigger", "prewake": {"lead_time": None, "max_lead_time": 60.0}},
+    {"key": "E", "what": "pre-wake, lead 30 s, on a data-interval timetable", "offset": 30.0,
+     "goal": True, "timetable": "interval", "prewake": {"lead_time": 30.0, "max_lead_time": 30.0}},
 )  # fmt: skip
 
 
@@ -70,7 +71,7 @@ def build(plan: dict[str, Any]) -> dict[str, Any]:
     :param plan: what :func:`make_plan` returned.
     """
     from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
-    from airflow.sdk import DAG, DeltaDataIntervalTimetable, DeltaTriggerTimetable
+    from airflow.sdk import DAG, DeltaDataIntervalTimetable
 
     from airflow_aurora_wake.dag_factories.prewake import aurora_prewake_dag
     from airflow_aurora_wake.sensors.aurora_serverless import AuroraServerlessReadySensor
@@ -80,10 +81,11 @@ def build(plan: dict[str, Any]) -> dict[str, Any]:
     for scenario in plan["scenarios"]:
         first = datetime.fromtimestamp(scenario["first_run"], tz=timezone.utc)
         # Both run at first + k * period, to the second (staggered by less than the minute a cron
-        # expression could). A data-interval run's start is its interval's end: start_date and
-        # end_date bound the interval's start, one period earlier.
+        # expression could). A plain timedelta is what users write: Airflow 3 makes it a
+        # DeltaTriggerTimetable. A data-interval run's start is its interval's end: start_date
+        # and end_date bound the interval's start, one period earlier.
         if scenario["timetable"] == "trigger":
-            schedule: Any = DeltaTriggerTimetable(period)
+            schedule: Any = period
         else:
             schedule, first = DeltaDataIntervalTimetable(period), first - period
         with DAG(

@@ -286,6 +286,9 @@ LOGICAL = datetime.fromtimestamp(NOW, tz=timezone.utc)
         (DagScheduleState("t", True, LOGICAL), False, NOW + 60, "'t' is paused"),
         (DagScheduleState("t", False, None), True, NOW + 60, "has no next run"),
         (DagScheduleState("t", False, LOGICAL + timedelta(minutes=5)), True, NOW + 60, "will next run for"),
+        # A timedelta schedule without catchup counts from "now": a run drifted by less than the
+        # head start is the same run.
+        (DagScheduleState("t", False, LOGICAL + timedelta(seconds=0.5)), True, NOW + 60, None),
         # The scheduler may not have created the target's previous run yet: an earlier next run is fine.
         (DagScheduleState("t", False, LOGICAL - timedelta(minutes=5)), True, NOW + 60, None),
         # A manual pre-wake has no target run of its own: the schedule is not checked.
@@ -298,7 +301,14 @@ LOGICAL = datetime.fromtimestamp(NOW, tz=timezone.utc)
 def test_a_prewake_is_due_only_for_a_run_that_will_happen(
     state: DagScheduleState, scheduled: bool, run_start: float, reason: str | None
 ) -> None:
-    got = skip_reason(state, scheduled=scheduled, logical_date=LOGICAL, run_start=run_start, now=NOW)
+    got = skip_reason(
+        state,
+        scheduled=scheduled,
+        logical_date=LOGICAL,
+        run_start=run_start,
+        now=NOW,
+        drift=timedelta(seconds=30),
+    )
     if reason is None:
         assert got is None
     else:

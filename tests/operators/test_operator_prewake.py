@@ -313,3 +313,25 @@ def test_a_prewake_is_due_only_for_a_run_that_will_happen(
         assert got is None
     else:
         assert got is not None and reason in got
+
+
+@pytest.mark.parametrize(
+    ("dag_run", "context", "expected"),
+    [
+        # Airflow 3: the run's run_after is the target run's start, the head start earlier.
+        ({"run_after": LOGICAL, "run_type": "scheduled"}, {}, LOGICAL + timedelta(seconds=30)),
+        # Airflow 2.11, a scheduled run: its data interval is the target run's, moved as much.
+        ({"run_type": "scheduled"}, {"data_interval_end": LOGICAL}, LOGICAL + timedelta(seconds=30)),
+        # Airflow 2.11, a manual run: as if the target started the head start after it.
+        ({"run_type": "manual"}, {"logical_date": LOGICAL}, LOGICAL + timedelta(seconds=30)),
+    ],
+)
+def test_the_run_start_is_the_target_runs_on_either_airflow(
+    dag_run: dict[str, Any], context: dict[str, Any], expected: datetime
+) -> None:
+    from types import SimpleNamespace
+
+    companion = load("prewake_fixed")
+    task = companion.get_task("prewake")
+    full_context = {"dag": companion, "dag_run": SimpleNamespace(**dag_run), **context}
+    assert task._run_start(full_context, companion.timetable) == expected.timestamp()

@@ -18,7 +18,6 @@ from typing import Any
 from airflow_aurora_wake.compat import (
     AirflowSkipException,
     Context,
-    DagScheduleState,
     DateTimeTrigger,
     dag_schedule_state,
     scheduled_run_id,
@@ -35,13 +34,9 @@ from airflow_aurora_wake.operators.aurora_serverless import send_wake
 from airflow_aurora_wake.operators.aurora_window import window_holder
 from airflow_aurora_wake.sensors.aurora_serverless import AuroraServerlessReadySensor
 from airflow_aurora_wake.timetables.prewake import AuroraPreWakeTimetable
+from airflow_aurora_wake.utils.prewake_schedule import epoch_of, is_scheduled, iso_of, skip_reason
 
-__all__ = [
-    "DEFAULT_PREWAKE_TIMEOUT",
-    "MIN_RESUME_SECONDS",
-    "AuroraServerlessPreWakeOperator",
-    "skip_reason",
-]
+__all__ = ["DEFAULT_PREWAKE_TIMEOUT", "MIN_RESUME_SECONDS", "AuroraServerlessPreWakeOperator"]
 
 #: How long the wait after the wake may last: a resume takes seconds, a start several minutes.
 DEFAULT_PREWAKE_TIMEOUT = timedelta(minutes=30)
@@ -50,68 +45,6 @@ DEFAULT_PREWAKE_TIMEOUT = timedelta(minutes=30)
 MIN_RESUME_SECONDS = 3.0
 #: XCom key of the wake's facts, read back when the task resumes after the readiness wait.
 PLAN_XCOM_KEY = "prewake_plan"
-
-
-def _is_scheduled(dag_run: Any) -> bool:
-    run_type = getattr(dag_run, "run_type", None)
-    return str(getattr(run_type, "value", run_type)) == "scheduled"
-
-
-def skip_reason(
-    state: DagScheduleState,
-    *,
-    scheduled: bool,
-    logical_date: datetime | None,
-    run_start: float,
-    now: float,
-    drift: timedelta = timedelta(0),
-) -> str | None:
-    """Why no pre-wake is due for this run, or ``None`` when it is.
-
-    A paused target creates no run. A scheduled pre-wake is for the target run of its own
-    logical date: when the scheduler's next run of the target is a later one (a ``catchup=False``
-    gap, a run already created) or there is none (an end date passed), that run will not happen.
-    A next run up to ``drift`` later is the same run: a ``timedelta`` schedule without catchup
-    counts its runs from "now", which the scheduler reads apart for the target and the pre-wake.
-    A manual pre-wake has no target run of its own and is not checked against the schedule. A
-    run whose start has passed is a missed pre-wake: its ready sensor waits as without one.
-
-    :param state: The scheduler's view of the target DAG.
-    :param scheduled: Whether the pre-wake's own run was created by the scheduler.
-    :param logical_date: The logical date of the target run the pre-wake is for.
-    :param run_start: When the target run starts, epoch seconds.
-    :param now: The time, epoch seconds.
-    :param drift: How much later the target's next run may be and still be this one.
-    """
-    dag_id = state.dag_id
-    if state.is_paused:
-        return f"DAG {dag_id!r} is paused: no run to pre-wake."
-    if scheduled and state.next_dagrun is None:
-        return f"DAG {dag_id!r} has no next run (its end date passed?): nothing to pre-wake."
-    if (
-        scheduled
-        and logical_date is not None
-        and state.next_dagrun is not None
-        and state.next_dagrun > logical_date + drift
-    ):
-        return (
-            f"DAG {dag_id!r} will next run for {state.next_dagrun.isoformat()}, after this one "
-            f"({logical_date.isoformat()}): that run will not happen or has begun."
-        )
-    if now >= run_start:
-        return (
-            f"Missed: the run of {dag_id!r} started at {_iso(run_start)}, {now - run_start:.1f} s ago; "
-            "its ready sensor waits for the cluster as usual."
-        )
-    return None
-
-
-def _epoch(moment: datetime) -> float:
-    return moment.timestamp()
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat()
 
 
 class AuroraServerlessPreWakeOperator(AuroraServerlessReadySensor):
@@ -250,10 +183,10 @@ class AuroraServerlessPreWakeOperator(AuroraServerlessReadySensor):
         """
         dag_run = context.get("dag_run")
         run_after = getattr(dag_run, "run_after", None)
-        if run_after is None and not _is_scheduled(dag_run):
+        if run_after is None and not is_scheduled(dag_run):
             run_after = context.get("logical_date")
         if run_after is not None:
-            return _epoch(timetable.target_run_after(run_after))
+            return epoch_of(timetable.target_run_after(run_after))
         end = context.get("data_interval_end")
         if end is None:
             raise InvalidParameterError(
@@ -261,7 +194,7 @@ class AuroraServerlessPreWakeOperator(AuroraServerlessReadySensor):
                 None,
                 "run the pre-wake from its scheduled DAG (a run with a data interval)",
             )
-        return _epoch(timetable.target_run_after(end))
+        return epoch_of(timetable.target_run_after(end))
 
     def _target_logical_date(self, context: Context) -> datetime | None:
         """The target run's logical date: the companion run's, ``max_lead`` later."""
@@ -279,7 +212,7 @@ class AuroraServerlessPreWakeOperator(AuroraServerlessReadySensor):
             )
         reason = skip_reason(
             state,
-            scheduled=_is_scheduled(context.get("dag_run")),
+            scheduled=is_scheduled(context.get("dag_run")),
             logical_date=self._target_logical_date(context),
             run_start=run_start,
             now=time.time(),
@@ -312,7 +245,7 @@ class AuroraServerlessPreWakeOperator(AuroraServerlessReadySensor):
                 "kind": snapshot.kind.value,
                 "status": snapshot.status,
                 "wake_action": "none",
-                "run_start": _iso(run_start),
+                "run_start": iso_of(run_start),
             }
         lead = choose_lead(
             kind=kind,
@@ -332,11 +265,11 @@ class AuroraServerlessPreWakeOperator(AuroraServerlessReadySensor):
         self.log.info(
             "The run of %r starts at %s; lead %.0f s (%s): waking DB cluster %r at %s.",
             self.target_dag_id,
-            _iso(run_start),
+            iso_of(run_start),
             lead.seconds,
             lead.basis,
             snapshot.identifier,
-            _iso(wake_at),
+            iso_of(wake_at),
         )
         # The plan goes to XCom, not into the deferral's kwargs: Airflow 3.3's dag.test() and
         # `airflow dags test` resume a deferred task with the trigger's event alone.
@@ -429,10 +362,10 @@ class AuroraServerlessPreWakeOperator(AuroraServerlessReadySensor):
         return {
             **report,
             "target_dag_id": self.target_dag_id,
-            "run_start": _iso(run_start),
+            "run_start": iso_of(run_start),
             "lead_seconds": round(float(plan["lead_seconds"]), 1),
             "lead_basis": plan["lead_basis"],
-            "wake_at": _iso(float(plan["wake_at"])),
+            "wake_at": iso_of(float(plan["wake_at"])),
             "wake_action": plan["wake_action"],
             **({"holder": plan["holder"]} if "holder" in plan else {}),
             "resume_seconds": round(resume, 3),

@@ -17,7 +17,7 @@ from prewake_support import run_prewake
 
 from airflow_aurora_wake.compat import DagScheduleState
 from airflow_aurora_wake.core.errors import InvalidParameterError
-from airflow_aurora_wake.operators.aurora_prewake import skip_reason
+from airflow_aurora_wake.utils.prewake_schedule import skip_reason
 
 pytestmark = [pytest.mark.airflow, pytest.mark.emulator, pytest.mark.db]
 

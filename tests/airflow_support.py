@@ -380,8 +380,8 @@ def plant_hold(emu: Any, identifier: str, request: Any, *, since: float) -> None
 
 
 # --------------------------------------------------------------------------- DAG runs
-def load_dag(path: Path) -> Any:
-    """Import a DAG file as a fresh module and return its ``dag``.
+def load_module(path: Path) -> Any:
+    """Import a DAG file as a fresh module (its DAGs built anew) and return the module.
 
     :param path: The DAG file, in the DAGs folder or ``tests/dags`` (Airflow 3's ``dag.test()``
         runs only DAGs of a bundle).
@@ -392,7 +392,15 @@ def load_dag(path: Path) -> Any:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.dag
+    return module
+
+
+def load_dag(path: Path) -> Any:
+    """Import a DAG file as a fresh module and return its ``dag``.
+
+    :param path: The DAG file (see :func:`load_module`).
+    """
+    return load_module(path).dag
 
 
 @pytest.fixture

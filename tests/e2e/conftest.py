@@ -25,11 +25,17 @@ RESUME_SECONDS = 900.0
 
 
 @pytest.fixture
-def emulator(postgres_server: Any) -> Iterator[AuroraEmulator]:
+def resume_seconds() -> float:
+    """How long the emulated cluster's resume lasts; a test module overrides it."""
+    return RESUME_SECONDS
+
+
+@pytest.fixture
+def emulator(postgres_server: Any, resume_seconds: float) -> Iterator[AuroraEmulator]:
     """A paused Serverless v2 PostgreSQL cluster in front of the real PostgreSQL server."""
     emu = AuroraEmulator(
         [ClusterSpec(CLUSTER, kind="serverless-v2", engine="aurora-postgresql", state="paused")],
-        timings=Timings(resume_seconds=RESUME_SECONDS),
+        timings=Timings(resume_seconds=resume_seconds),
     )
     emu.start()
     try:

@@ -26,7 +26,6 @@ import importlib.util
 import json
 import math
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
@@ -38,7 +37,7 @@ from e2e_airflow import AirflowDeployment
 from e2e_records import epoch
 
 from airflow_aurora_wake.core.wake_plan import WakeAction
-from airflow_aurora_wake.emulator import AuroraEmulator, ClusterSpec, TimelineEvent, Timings
+from airflow_aurora_wake.emulator import AuroraEmulator, TimelineEvent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.emulator, pytest.mark.db, pytest.mark.airflow]
 
@@ -67,21 +66,10 @@ def load_dag_module() -> ModuleType:
 
 
 @pytest.fixture
-def emulator(postgres_server: Any) -> Iterator[AuroraEmulator]:
-    """A paused Serverless v2 PostgreSQL cluster whose resume takes ``RESUME_SECONDS``.
-
-    It pauses again only after 300 s idle (the default): not within the test, unless the test
-    pauses it.
-    """
-    emu = AuroraEmulator(
-        [ClusterSpec(CLUSTER, kind="serverless-v2", engine="aurora-postgresql", state="paused")],
-        timings=Timings(resume_seconds=RESUME_SECONDS),
-    )
-    emu.start()
-    try:
-        yield emu
-    finally:
-        emu.shutdown()
+def resume_seconds() -> float:
+    """The emulated cluster's resume: ``RESUME_SECONDS``. It pauses again only after 300 s idle
+    (the default): not within the test, unless the test pauses it."""
+    return RESUME_SECONDS
 
 
 @pytest.fixture

@@ -9,13 +9,18 @@ its ready sensor passes without deferring, and the cluster was resumed once in a
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
 import pytest
-from airflow_support import EXAMPLE_DAGS_FOLDER, run_state, set_aws_connection, task_states_and_xcoms
+from airflow_support import (
+    EXAMPLE_DAGS_FOLDER,
+    load_module,
+    run_state,
+    set_aws_connection,
+    task_states_and_xcoms,
+)
 from example_support import set_cluster_database_connection
 from prewake_support import run_prewake
 
@@ -25,11 +30,7 @@ DAG_ID = "example_aurora_prewake"
 
 
 def load_example() -> ModuleType:
-    path = EXAMPLE_DAGS_FOLDER / f"{DAG_ID}.py"
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module: ModuleType = load_module(EXAMPLE_DAGS_FOLDER / f"{DAG_ID}.py")
     return module
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from airflow_support import TEST_DAGS_FOLDER, run_state, task_states_and_xcoms
+from airflow_support import TEST_DAGS_FOLDER, load_module, run_state, task_states_and_xcoms
 from prewake_support import run_prewake
 
 from airflow_aurora_wake.compat import DagScheduleState
@@ -34,13 +34,7 @@ def run_companion(
 
 
 def load(dag_id: str) -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(DAG_FILE.stem, DAG_FILE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, dag_id)
+    return getattr(load_module(DAG_FILE), dag_id)
 
 
 def resumes(cluster: Any) -> list[float]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
-from airflow_support import AIRFLOW_2, TEST_DAGS_FOLDER
+from airflow_support import AIRFLOW_2, TEST_DAGS_FOLDER, load_module
 
 
 def load_window_dag(dag_id: str) -> Any:
@@ -13,12 +12,7 @@ def load_window_dag(dag_id: str) -> Any:
 
     :param dag_id: ``warm_window`` or ``warm_window_stop``.
     """
-    path = TEST_DAGS_FOLDER / "warm_window_dags.py"
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, dag_id)
+    return getattr(load_module(TEST_DAGS_FOLDER / "warm_window_dags.py"), dag_id)
 
 
 def run_window_dag(dag: Any, *, when: Any = None, **kwargs: Any) -> Any:
